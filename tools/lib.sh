@@ -16,3 +16,19 @@ use_venv() {
   export PATH="$WEBSTACK_VENV/bin:$PATH"
   export VIRTUAL_ENV="$WEBSTACK_VENV"
 }
+
+# The collection as Ansible finds it by FQCN: a collections path whose
+# ansible_collections/webstack/django_uwsgi is this checkout.
+WEBSTACK_COLLECTIONS_PATH="${WEBSTACK_COLLECTIONS_PATH:-$WEBSTACK_CACHE/collections}"
+export WEBSTACK_COLLECTIONS_PATH
+
+link_collection() {
+  local ns="$WEBSTACK_COLLECTIONS_PATH/ansible_collections/webstack"
+  mkdir -p "$ns"
+  if [ "$(readlink "$ns/django_uwsgi" 2>/dev/null || true)" != "$WEBSTACK_ROOT" ]; then
+    rm -rf "$ns/django_uwsgi"
+    ln -s "$WEBSTACK_ROOT" "$ns/django_uwsgi"
+  fi
+  export ANSIBLE_COLLECTIONS_PATH="$WEBSTACK_COLLECTIONS_PATH"
+  mkdir -p "$WEBSTACK_CACHE/pip"
+}
