@@ -87,6 +87,12 @@ SRC
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
   done
   ln -sf /lib/systemd/system/multi-user.target "$root/etc/systemd/system/default.target"
+  # As in Debian's own container images: package scripts do not start daemons.
+  # Test hosts share the machine's network, so a freshly installed nginx must
+  # not grab port 80 before its role has written the site; roles start what
+  # they manage themselves.
+  printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+  chmod 0755 "$root/usr/sbin/policy-rc.d"
   echo 'en_US.UTF-8 UTF-8' >"$root/etc/locale.gen"
   chroot "$root" locale-gen >/dev/null 2>&1 || true
   : >"$root/etc/machine-id"
