@@ -1,0 +1,111 @@
+"""Views used by the health checks, the balance tests and the rollout tests."""
+
+import os
+import time
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+try:  # importable only inside a uWSGI worker
+    import uwsgi
+except ImportError:  # daphne, manage.py, tests
+    uwsgi = None
+
+# Upper bound of ?ms= for /cpu and /slow: a typo must not pin a worker for minutes.
+MAX_MS = 10000
+
+
+def _read_release():
+    try:
+        return (settings.BASE_DIR / "RELEASE").read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+# Read once: a process keeps serving the code of the release it started from,
+# even after the `current` symlink has moved on.
+RELEASE = _read_release()
+
+
+def _text(value):
+    if isinstance(value, (list, tuple)):
+        value = value[-1] if value else None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value.strip() if isinstance(value, str) else value
+
+
+def _uwsgi_instance():
+    """The uWSGI instance serving this request, or None outside uWSGI."""
+    if uwsgi is None:
+        return None
+    name = os.environ.get("WEBSTACK_UWSGI_INSTANCE")
+    if name:
+        return name
+    return _text(uwsgi.opt.get("procname-prefix")) or None
+
+
+def _server(request):
+    if uwsgi is not None:
+        return "uwsgi"
+    # Django's ASGIRequest keeps the ASGI scope; WSGIRequest has none.
+    return "asgi" if hasattr(request, "scope") else "wsgi"
+
+
+def _identity(request):
+    return {
+        "release": RELEASE,
+        "pid": os.getpid(),
+        "instance": _uwsgi_instance(),
+        "worker": uwsgi.worker_id() if uwsgi is not None else None,
+        "server": _server(request),
+    }
+
+
+def _ms(request):
+    raw = request.GET.get("ms", "0")
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    if value < 0 or value > MAX_MS:
+        return None
+    return value
+
+
+def _bad_ms():
+    return JsonResponse({"error": f"ms must be an integer between 0 and {MAX_MS}"}, status=400)
+
+
+@require_GET
+def index(request):
+    return render(request, "demo/index.html", _identity(request))
+
+
+@require_GET
+def healthz(request):
+    return JsonResponse({"status": "ok", **_identity(request)})
+
+
+@require_GET
+def cpu(request):
+    ms = _ms(request)
+    if ms is None:
+        return _bad_ms()
+    deadline = time.perf_counter() + ms / 1000
+    rounds = 0
+    while time.perf_counter() < deadline:
+        sum(i * i for i in range(200))
+        rounds += 1
+    return JsonResponse({"ms": ms, "rounds": rounds, **_identity(request)})
+
+
+@require_GET
+def slow(request):
+    ms = _ms(request)
+    if ms is None:
+        return _bad_ms()
+    time.sleep(ms / 1000)
+    return JsonResponse({"ms": ms, **_identity(request)})
