@@ -1,0 +1,302 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) webstack.django_uwsgi maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Trigger a uWSGI chain reload and follow it on the stats server.
+
+A chain reload replaces workers one at a time: uWSGI kills worker 1, waits
+until its replacement accepts, then moves to worker 2, and so on. This
+watcher snapshots the worker pids, triggers the chain (touching the
+``touch-chain-reload`` file or writing ``c`` to the master FIFO) and polls
+the stats server until every worker that was running has a new pid, accepts
+and was spawned after the trigger. It fails fast on a stall: a worker that
+respawns again and again, or does not accept within ``worker_timeout``.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import os
+import re
+import stat
+import time
+
+from ansible_collections.webstack.django_uwsgi.plugins.module_utils.uwsgi_stats import (
+    DEFAULT_TIMEOUT,
+    Snapshot,
+    StatsError,
+    parse_address,
+    read_stats,
+)
+
+_ERROR_LINE_RE = re.compile(r'^\s*([A-Za-z_][\w.]*(Error|Exception|Exit)|KeyboardInterrupt)\b.*')
+_UWSGI_HINT_RE = re.compile(r'(unable to load app|no app loaded|GAME OVER|died :\(|'
+                            r'respawning too fast|OOPS|MEMORY|HARAKIRI|segmentation fault)', re.I)
+
+
+class ChainReloadError(Exception):
+    """The chain reload did not complete; ``details`` goes into the module result."""
+
+    def __init__(self, message, details=None):
+        super(ChainReloadError, self).__init__(message)
+        self.details = details or {}
+
+
+def tail_lines(path, count=20, max_bytes=256 * 1024):
+    """Last ``count`` lines of a text file, or [] when it cannot be read."""
+    if not path or count <= 0:
+        return []
+    try:
+        with open(path, 'rb') as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(size - max_bytes, 0))
+            data = handle.read()
+    except (IOError, OSError):
+        return []
+    lines = data.decode('utf-8', 'replace').splitlines()
+    return lines[-count:]
+
+
+def explain_log(lines):
+    """The line that best explains a failure: the last exception line, else a uWSGI complaint."""
+    for line in reversed(lines):
+        if _ERROR_LINE_RE.match(line):
+            return line.strip()
+    for line in reversed(lines):
+        if _UWSGI_HINT_RE.search(line):
+            return line.strip()
+    return None
+
+
+def touch_trigger(path, now=None):
+    """Touch the touch-chain-reload file so that uWSGI sees a new mtime.
+
+    uWSGI compares whole-second mtimes, so the new mtime is at least one
+    second after the previous one even when two reloads come quickly.
+    """
+    now = time.time() if now is None else now
+    try:
+        old = os.stat(path).st_mtime
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise ChainReloadError('cannot stat trigger file %s: %s' % (path, exc.strerror))
+        old = None
+    try:
+        if old is None:
+            with open(path, 'a'):
+                pass
+        stamp = now if old is None else max(now, int(old) + 1)
+        os.utime(path, (stamp, stamp))
+    except (IOError, OSError) as exc:
+        raise ChainReloadError('cannot touch trigger file %s: %s (does its directory exist, and is the '
+                               'task run as a user that may write there?)' % (path, exc.strerror))
+
+
+def write_fifo(path, command=b'c'):
+    """Write a command to the uWSGI master FIFO without blocking."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise ChainReloadError('master FIFO %s does not exist: is `master-fifo = %s` in the instance '
+                                   'config and is the instance running?' % (path, path))
+        raise ChainReloadError('cannot stat master FIFO %s: %s' % (path, exc.strerror))
+    if not stat.S_ISFIFO(mode):
+        raise ChainReloadError('%s is not a FIFO: give the path of `master-fifo`' % path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise ChainReloadError('no uWSGI master reads the FIFO %s: the instance is not running' % path)
+        raise ChainReloadError('cannot open master FIFO %s: %s' % (path, exc.strerror))
+    try:
+        os.write(fd, command)
+    finally:
+        os.close(fd)
+
+
+class ChainReload(object):
+    """Follow one chain reload; every collaborator can be replaced in tests."""
+
+    def __init__(self, socket, touch_file=None, master_fifo=None, timeout=300.0, worker_timeout=60.0,
+                 poll_interval=0.5, max_respawns=3, require_app=True, log_file=None, log_lines=20,
+                 stats_timeout=DEFAULT_TIMEOUT, reader=None, clock=None, sleep=None, trigger=None):
+        self.address = parse_address(socket)
+        self.socket = socket
+        self.touch_file = touch_file
+        self.master_fifo = master_fifo
+        self.timeout = float(timeout)
+        self.worker_timeout = float(worker_timeout)
+        self.poll_interval = float(poll_interval)
+        self.max_respawns = int(max_respawns)
+        self.require_app = require_app
+        self.log_file = log_file
+        self.log_lines = int(log_lines)
+        self.stats_timeout = float(stats_timeout)
+        self.reader = reader or (lambda: read_stats(self.address, self.stats_timeout))
+        self.clock = clock or time.time
+        self.sleep = sleep or time.sleep
+        self._trigger = trigger
+
+    # -- pieces --------------------------------------------------------
+    def snapshot(self):
+        return Snapshot(self.reader(), self.clock(), self.socket)
+
+    def trigger(self):
+        if self._trigger is not None:
+            return self._trigger()
+        if self.touch_file:
+            touch_trigger(self.touch_file, self.clock())
+            return 'touch:%s' % self.touch_file
+        if self.master_fifo:
+            write_fifo(self.master_fifo, b'c')
+            return 'fifo:%s' % self.master_fifo
+        raise ChainReloadError('no trigger given: set touch_file or master_fifo')
+
+    def plan(self, snap):
+        """Workers that must be replaced: every running, non-cheap worker."""
+        targets = dict((w.id, w) for w in snap.workers if not w.cheap)
+        if not targets:
+            raise ChainReloadError('the instance at %s has no running worker to reload (all cheap or dead)'
+                                   % self.socket, {'old_pids': {}})
+        return targets
+
+    def _log(self):
+        lines = tail_lines(self.log_file, self.log_lines)
+        return lines, explain_log(lines)
+
+    def _fail(self, message, state, extra=None):
+        lines, cause = self._log()
+        if cause:
+            message += '. Last error in %s: %s' % (self.log_file, cause)
+        if lines:
+            message += '\nLast %d lines of %s:\n%s' % (len(lines), self.log_file, '\n'.join(lines))
+        elif self.log_file:
+            message += ' (log file %s could not be read)' % self.log_file
+        details = dict(state)
+        details['log_tail'] = lines
+        details['log_error'] = cause
+        if extra:
+            details.update(extra)
+        raise ChainReloadError(message, details)
+
+    # -- the watch -----------------------------------------------------
+    def run(self, check_mode=False):
+        before = self.snapshot()
+        targets = self.plan(before)
+        old_pids = dict((str(i), w.pid) for i, w in sorted(targets.items()))
+        result = {
+            'old_pids': old_pids,
+            'new_pids': {},
+            'workers': [],
+            'duration': 0.0,
+            'trigger': None,
+        }
+        if check_mode:
+            return result
+
+        trigger_wall = self.clock()
+        result['trigger'] = self.trigger()
+        trigger_second = int(trigger_wall)
+        deadline = trigger_wall + self.timeout
+        # A worker's turn starts at the trigger or when the previous worker
+        # finished; if nothing changes for worker_timeout the chain is stuck.
+        last_progress = trigger_wall
+        started = {}     # id -> time its replacement was first seen
+        ready = {}       # id -> (new pid, seconds after trigger)
+        unreachable_since = None
+
+        while True:
+            now = self.clock()
+            try:
+                snap = self.snapshot()
+                unreachable_since = None
+            except StatsError as exc:
+                if unreachable_since is None:
+                    unreachable_since = now
+                if now - unreachable_since >= min(self.worker_timeout, 10.0):
+                    self._fail('stats server %s unreachable for %.0fs during the chain reload: %s (the '
+                               'instance may have died)' % (self.socket, now - unreachable_since, exc),
+                               self._state(result, ready, targets, trigger_wall, now))
+                snap = None
+            if snap is not None:
+                current = snap.by_id()
+                for wid, old in sorted(targets.items()):
+                    if wid in ready:
+                        continue
+                    w = current.get(wid)
+                    if w is None:
+                        continue
+                    replaced = w.pid != old.pid or w.respawn_count != old.respawn_count
+                    if not replaced:
+                        continue
+                    started.setdefault(wid, now)
+                    respawns = w.respawn_count - old.respawn_count
+                    if respawns > self.max_respawns:
+                        self._fail(
+                            'chain reload stalled at worker %d: it respawned %d times since the trigger '
+                            '(respawn_count %d, limit max_respawns=%d) without staying up'
+                            % (wid, respawns, w.respawn_count, self.max_respawns),
+                            self._state(result, ready, targets, trigger_wall, now),
+                            {'stalled_worker': wid, 'respawn_count': w.respawn_count, 'respawns': respawns})
+                    spawned_after = w.last_spawn is None or w.last_spawn >= trigger_second
+                    if w.pid > 0 and w.pid != old.pid and w.accepting and spawned_after and not w.cheap:
+                        if self.require_app and old.apps and w.apps == 0:
+                            self._fail(
+                                'worker %d (pid %d) came up after the chain reload without any application '
+                                'loaded (uWSGI "full dynamic mode"): the new code failed to import'
+                                % (wid, w.pid),
+                                self._state(result, ready, targets, trigger_wall, now),
+                                {'stalled_worker': wid, 'respawn_count': w.respawn_count})
+                        ready[wid] = (w.pid, round(now - trigger_wall, 3), w.respawn_count)
+                        last_progress = now
+                        continue
+                    if now - started[wid] > self.worker_timeout:
+                        self._fail(
+                            'chain reload stalled at worker %d: its replacement (pid %d, respawn_count %d) '
+                            'is not accepting after worker_timeout=%.0fs'
+                            % (wid, w.pid, w.respawn_count, self.worker_timeout),
+                            self._state(result, ready, targets, trigger_wall, now),
+                            {'stalled_worker': wid, 'respawn_count': w.respawn_count,
+                             'respawns': respawns})
+                if len(ready) == len(targets):
+                    break
+            in_progress = [wid for wid in started if wid not in ready]
+            if not in_progress and now - last_progress > self.worker_timeout:
+                if not ready:
+                    how = ('touched %s: is `touch-chain-reload = %s` in the instance config?'
+                           % (self.touch_file, self.touch_file) if self.touch_file else
+                           'wrote "c" to %s: is it the master-fifo of this instance?' % self.master_fifo)
+                    msg = ('uWSGI did not start replacing any worker within worker_timeout=%.0fs after the '
+                           'trigger (%s)' % (self.worker_timeout, how))
+                else:
+                    waiting = sorted(set(targets) - set(ready))
+                    msg = ('chain reload stalled: worker %d was not replaced within worker_timeout=%.0fs '
+                           'after the previous worker' % (waiting[0], self.worker_timeout))
+                self._fail(msg, self._state(result, ready, targets, trigger_wall, now),
+                           {'stalled_worker': (sorted(set(targets) - set(ready)) or [None])[0]})
+            if now >= deadline:
+                waiting = sorted(set(targets) - set(ready))
+                self._fail('chain reload did not finish within timeout=%.0fs; workers not replaced yet: %s'
+                           % (self.timeout, ', '.join(str(i) for i in waiting)),
+                           self._state(result, ready, targets, trigger_wall, now),
+                           {'stalled_worker': waiting[0] if waiting else None})
+            self.sleep(self.poll_interval)
+
+        state = self._state(result, ready, targets, trigger_wall, self.clock())
+        return state
+
+    def _state(self, result, ready, targets, trigger_wall, now):
+        out = dict(result)
+        out['new_pids'] = dict((str(i), ready[i][0]) for i in sorted(ready))
+        out['workers'] = [{
+            'id': wid,
+            'old_pid': old.pid,
+            'new_pid': ready[wid][0] if wid in ready else None,
+            'replaced_after': ready[wid][1] if wid in ready else None,
+            'respawn_count': ready[wid][2] if wid in ready else None,
+        } for wid, old in sorted(targets.items())]
+        out['duration'] = round(now - trigger_wall, 3)
+        return out
