@@ -150,8 +150,11 @@ def _explain_os_error(addr, exc, timeout):
     if code == errno.ENOTSOCK or code == errno.ENOTDIR:
         return StatsError('%s is not a unix socket: check the stats path' % where,
                           address=where, reason='not_socket')
-    if code == errno.ECONNRESET:
-        return StatsError('stats server %s reset the connection before sending its document' % where,
+    if code in (errno.ECONNRESET, errno.EPIPE):
+        hint = ''
+        if addr.kind == 'http':
+            hint = ': if it is a plain `stats` server (not stats-http), give it as host:port without http://'
+        return StatsError('stats server %s reset the connection before sending its document%s' % (where, hint),
                           address=where, reason='reset')
     return StatsError('cannot read stats server %s: %s' % (where, exc), address=where, reason='os_error')
 
@@ -164,7 +167,12 @@ def _read_all(sock, deadline):
         if remaining <= 0:
             raise socket.timeout('timed out')
         sock.settimeout(remaining)
-        data = sock.recv(65536)
+        try:
+            data = sock.recv(65536)
+        except OSError as exc:
+            if chunks and getattr(exc, 'errno', None) == errno.ECONNRESET:
+                break
+            raise
         if not data:
             break
         chunks.append(data)
@@ -199,7 +207,11 @@ def fetch_raw(address, timeout=DEFAULT_TIMEOUT):
         if addr.kind == 'http':
             request = ('GET %s HTTP/1.0\r\nHost: %s:%d\r\nAccept: application/json\r\n'
                        'Connection: close\r\n\r\n' % (addr.url_path, addr.host, addr.port))
-            sock.sendall(request.encode('ascii'))
+            try:
+                sock.sendall(request.encode('ascii'))
+            except OSError:
+                # A plain stats server writes without reading; read what it sent.
+                pass
         data = _read_all(sock, deadline)
     except (socket.timeout, OSError) as exc:
         raise _explain_os_error(addr, exc, timeout)
@@ -269,8 +281,9 @@ class Worker(object):
                  'harakiri_count', 'respawn_count', 'last_spawn', 'avg_rt', 'rss', 'vsz',
                  'running_time', 'tx', 'apps', 'app_requests', 'cores')
 
-    def __init__(self, raw):
-        self.id = _int(raw.get('id'))
+    def __init__(self, raw, position=0):
+        # Never-spawned (cheap) slots report id 0; the position is the slot.
+        self.id = _int(raw.get('id')) or position
         self.pid = _int(raw.get('pid'))
         self.status = str(raw.get('status', 'idle'))
         self.accepting_reported = 'accepting' in raw
@@ -325,7 +338,8 @@ class Snapshot(object):
         self.listen_queue = _int(doc.get('listen_queue'), None) if 'listen_queue' in doc else None
         self.listen_queue_errors = (_int(doc.get('listen_queue_errors'), None)
                                     if 'listen_queue_errors' in doc else None)
-        self.workers = [Worker(w) for w in doc.get('workers', []) if isinstance(w, dict)]
+        workers = doc.get('workers') or []
+        self.workers = [Worker(w, i + 1) for i, w in enumerate(workers) if isinstance(w, dict)]
         sockets = doc.get('sockets')
         self.sockets = [s for s in sockets if isinstance(s, dict)] if isinstance(sockets, list) else []
 

@@ -97,7 +97,7 @@ options:
     default: 5
 notes:
   - The stats sockets of this collection are root-only; run the task with C(become=true).
-  - "Spawned after the trigger" compares the worker's C(last_spawn) from the stats document with the trigger time,
+  - The check that a worker was spawned after the trigger compares the worker's C(last_spawn) from the stats document with the trigger time,
     so the module must run on the host of the instance (the clocks must be the same).
 seealso:
   - module: webstack.django_uwsgi.uwsgi_stats

@@ -21,7 +21,7 @@ description:
   - Cheap workers (C(status=cheap) or pid 0, see the C(cheaper) options of uWSGI) and workers that do not
     accept are left out of the fair share and listed in RV(balance.excluded_workers).
   - The verdict is V(insufficient_traffic) when fewer than O(min_requests) requests were served in the window,
-    never a failure: under light traffic the kernel wakes the same worker again and again, which is not a
+    never a failure; under light traffic the kernel wakes the same worker again and again, which is not a
     fault. Otherwise it is V(imbalanced) when the busiest worker's share divided by the fair share exceeds
     O(max_share_ratio), and V(balanced) else.
   - Read-only. It never changes anything and reports RV(ignore:changed=false).
