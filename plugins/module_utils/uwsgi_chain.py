@@ -61,6 +61,13 @@ def tail_lines(path, count=20, max_bytes=256 * 1024):
 
 def explain_log(lines):
     """The line that best explains a failure: the last exception line, else a uWSGI complaint."""
+    # The exception line closes a traceback: the first unindented line after it.
+    for start in range(len(lines) - 1, -1, -1):
+        if lines[start].startswith('Traceback (most recent call last)'):
+            for line in lines[start + 1:]:
+                if line.strip() and not line[0].isspace():
+                    return line.strip()
+            break
     for line in reversed(lines):
         if _ERROR_LINE_RE.match(line):
             return line.strip()
