@@ -25,7 +25,7 @@ description:
     not accept within O(worker_timeout), a replacement that came up without an application (uWSGI without
     C(need-app) goes on in "full dynamic mode" when the import fails), or no progress for O(worker_timeout).
 author:
-  - webstack.django_uwsgi maintainers
+  - webstack.django_uwsgi maintainers (@webstack)
 attributes:
   check_mode:
     description: In check mode the module reads the worker pids and reports RV(ignore:changed=true) without triggering.

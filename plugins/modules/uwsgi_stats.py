@@ -26,7 +26,7 @@ description:
     O(max_share_ratio), and V(balanced) else.
   - Read-only. It never changes anything and reports RV(ignore:changed=false).
 author:
-  - webstack.django_uwsgi maintainers
+  - webstack.django_uwsgi maintainers (@webstack)
 attributes:
   check_mode:
     description: Can run in check mode; the module reads only, so it behaves exactly the same.

@@ -391,7 +391,7 @@ def test_fifo_reader_thread_sees_command(tmp_path):
     def reader():
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         ready.set()
-        for _ in range(100):
+        for dummy in range(100):
             try:
                 data = os.read(fd, 10)
             except BlockingIOError:

@@ -69,7 +69,7 @@ def test_reads_to_eof_in_many_chunks(sockdir):
     body = json.dumps({'version': '2.0.31', 'workers': [{'id': i, 'pid': 100 + i} for i in range(1, 200)]}).encode()
 
     def serve():
-        conn, _ = srv.accept()
+        conn, dummy = srv.accept()
         for i in range(0, len(body), 97):
             conn.sendall(body[i:i + 97])
             time.sleep(0.001)
