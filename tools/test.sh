@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this):
+#   tools/test.sh
+# Stages: tooling, Docker engine, test images, static checks (yamllint,
+# ansible-lint, ansible-test sanity), pytest (module unit and integration
+# tests, collection build/install), then every molecule scenario on Debian 12
+# and 13. Every stage runs when what it needs is there; the script exits
+# non-zero when any stage failed or could not run, and ends with a timing
+# summary. Full logs of each stage: build/test-logs/.
+#   WEBSTACK_SCENARIOS="default"      scenarios to run (default: all of them)
+#   WEBSTACK_DISTROS="bookworm"       releases to run them on (default: both)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+set +e
+
+SCENARIOS="${WEBSTACK_SCENARIOS:-default}"
+DISTROS="${WEBSTACK_DISTROS:-bookworm trixie}"
+LOGS="$WEBSTACK_ROOT/build/test-logs"
+rm -rf "$LOGS" && mkdir -p "$LOGS"
+
+declare -a names=() results=() seconds=()
+declare -A state=()
+suite_start=$(date +%s)
+
+# stage NAME NEEDS COMMAND...: run COMMAND unless a stage in NEEDS (comma list) did not pass.
+stage() {
+  local name="$1" needs="$2" start rc need
+  shift 2
+  for need in ${needs//,/ }; do
+    if [ "${state[$need]:-}" != passed ]; then
+      names+=("$name"); results+=("not run ($need did not pass)"); seconds+=(0); state[$name]="not run"
+      printf '\n=== %s: not run, %s did not pass\n' "$name" "$need"
+      return
+    fi
+  done
+  printf '\n=== %s\n' "$name"
+  start=$(date +%s)
+  "$@" >"$LOGS/$name.log" 2>&1
+  rc=$?
+  names+=("$name"); seconds+=($(( $(date +%s) - start )))
+  if [ "$rc" = 0 ]; then
+    results+=(passed); state[$name]=passed
+    grep -E '^(=+ .*(passed|failed).*=+|.*SCENARIO RECAP.*|.*actions=.*)$' "$LOGS/$name.log" | tail -n 2 | sed 's/\x1b\[[0-9;]*m//g'
+    printf '=== %s: passed (%ss)\n' "$name" "${seconds[-1]}"
+  else
+    results+=("FAILED (exit $rc)"); state[$name]=failed
+    sed 's/\x1b\[[0-9;]*m//g' "$LOGS/$name.log" | tail -n 80
+    printf '=== %s: FAILED with exit %s (%ss); full log: build/test-logs/%s.log\n' "$name" "$rc" "${seconds[-1]}" "$name"
+  fi
+}
+
+stage tooling "" bash "$WEBSTACK_ROOT/tools/venv.sh"
+stage docker "" bash "$WEBSTACK_ROOT/tools/docker.sh"
+# shellcheck disable=SC2086
+stage images docker bash "$WEBSTACK_ROOT/tests/images/build.sh" $DISTROS
+stage lint tooling bash "$WEBSTACK_ROOT/tools/lint.sh"
+stage sanity tooling bash "$WEBSTACK_ROOT/tools/sanity.sh"
+stage pytest tooling bash -c 'source "$0/tools/env.sh" && cd "$0" && pytest -p no:cacheprovider -q tests/unit tests/integration/modules tests/collection' "$WEBSTACK_ROOT"
+for scenario in $SCENARIOS; do
+  for distro in $DISTROS; do
+    stage "molecule-$scenario-$distro" tooling,images bash "$WEBSTACK_ROOT/tools/molecule.sh" "$scenario" "$distro" test
+  done
+done
+
+passed=0; failed=0
+printf '\n%-34s %-36s %8s\n' STAGE RESULT SECONDS
+for i in "${!names[@]}"; do
+  printf '%-34s %-36s %8s\n' "${names[$i]}" "${results[$i]}" "${seconds[$i]}"
+  if [ "${results[$i]}" = passed ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+done
+printf '%-34s %-36s %8s\n' total "" "$(( $(date +%s) - suite_start ))"
+echo
+echo "stages: $passed passed, $failed failed"
+[ "$failed" = 0 ]
