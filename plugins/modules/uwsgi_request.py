@@ -1,0 +1,253 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) webstack.django_uwsgi maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: uwsgi_request
+short_description: Send one HTTP request to a uWSGI instance over its own socket in the uwsgi protocol
+version_added: 0.1.0
+description:
+  - Builds a uwsgi protocol packet (modifier1 V(0), the vars C(REQUEST_METHOD), C(REQUEST_URI), C(PATH_INFO),
+    C(QUERY_STRING), C(SERVER_NAME), C(SERVER_PORT), C(HTTP_HOST), C(SERVER_PROTOCOL) plus the given headers),
+    sends it to the instance's unix or TCP socket exactly as nginx's C(uwsgi_pass) would, and reads the raw HTTP
+    response until the instance closes the connection.
+  - This asks one instance directly, whatever a balancer in front of it would choose. A rollout uses it to prove
+    that the instance it just reloaded serves the new release (for example its C(/healthz)).
+  - Returns the status, the headers, the body and, when the body is JSON, the decoded document. Fails when the
+    status is not in O(status_code), when the socket cannot be reached or when the answer is not HTTP.
+  - Only C(GET) and C(HEAD) are offered, so the module never changes anything and reports RV(ignore:changed=false).
+author:
+  - webstack.django_uwsgi maintainers (@webstack)
+attributes:
+  check_mode:
+    description: Read-only; the request is made in check mode too, so health checks work in C(--check) runs.
+    support: full
+  diff_mode:
+    description: Nothing changes, so there is nothing to diff.
+    support: none
+options:
+  socket:
+    description:
+      - The instance's uwsgi socket, as its C(socket) option spells it. A value starting with C(/) (or C(unix:))
+        is a unix socket path, C(@name) a socket in the abstract namespace, anything else a TCP C(host:port).
+      - The sockets of this collection are mode 0660 for the app user and the nginx group; run the task with
+        C(become=true) or as a member of that group.
+    type: str
+    required: true
+  path:
+    description:
+      - Path of the request (C(PATH_INFO)). A query string after C(?) is split off into C(QUERY_STRING) unless
+        O(query_string) is given.
+    type: str
+    default: /
+  query_string:
+    description:
+      - Query string without the leading C(?).
+    type: str
+    default: ""
+  method:
+    description:
+      - Request method. Only read-only methods are offered.
+    type: str
+    choices: [GET, HEAD]
+    default: GET
+  host:
+    description:
+      - Host header (C(HTTP_HOST)) and C(SERVER_NAME). Django answers 400 unless it is in C(ALLOWED_HOSTS).
+    type: str
+    default: localhost
+  server_port:
+    description:
+      - C(SERVER_PORT) of the request, the port the client would have reached the front on.
+    type: int
+    default: 80
+  headers:
+    description:
+      - Further request headers, sent as C(HTTP_<NAME>) vars (C(X-Forwarded-Proto) becomes
+        C(HTTP_X_FORWARDED_PROTO)). A C(Host) entry is ignored; use O(host).
+    type: dict
+    default: {}
+  extra_vars:
+    description:
+      - Further uwsgi vars sent as they are, for example C(HTTPS=on) or C(REMOTE_ADDR).
+    type: dict
+    default: {}
+  status_code:
+    description:
+      - Statuses that count as success; any other status fails the task (its body is quoted in the message).
+    type: list
+    elements: int
+    default: [200]
+  timeout:
+    description:
+      - Seconds allowed for connecting and reading the whole answer.
+    type: float
+    default: 5
+notes:
+  - One request per call; combine it with C(until)/C(retries) to wait for an instance.
+  - Unlike M(ansible.builtin.uri), no HTTP listener is needed; uWSGI instances behind nginx usually have none.
+seealso:
+  - module: webstack.django_uwsgi.uwsgi_stats
+  - module: webstack.django_uwsgi.uwsgi_chain_reload
+  - name: The uwsgi protocol
+    description: Packet header and vars block of the uwsgi protocol.
+    link: https://uwsgi-docs.readthedocs.io/en/latest/Protocol.html
+"""
+
+EXAMPLES = r"""
+- name: Ask web1 itself for its health check
+  webstack.django_uwsgi.uwsgi_request:
+    socket: /run/uwsgi/web1/uwsgi.sock
+    path: /healthz
+  become: true
+  register: web1_health
+
+- name: Check that web1 serves the new release
+  ansible.builtin.assert:
+    that: web1_health.json.release == 'v2'
+    fail_msg: "web1 serves {{ web1_health.json.release }}"
+
+- name: Wait until an instance on a TCP socket answers 200
+  webstack.django_uwsgi.uwsgi_request:
+    socket: 10.0.0.5:3031
+    path: /healthz
+    host: www.example.com
+    headers:
+      X-Forwarded-Proto: https
+    timeout: 3
+  register: health
+  until: health is succeeded
+  retries: 30
+  delay: 1
+
+- name: Accept a 503 while the app is in maintenance
+  webstack.django_uwsgi.uwsgi_request:
+    socket: /run/uwsgi/web2/uwsgi.sock
+    path: /healthz?deep=1
+    status_code: [200, 503]
+  become: true
+"""
+
+RETURN = r"""
+status:
+  description: HTTP status of the answer (absent when no answer came).
+  returned: when an answer came
+  type: int
+  sample: 200
+reason:
+  description: Reason phrase of the status line.
+  returned: when an answer came
+  type: str
+  sample: OK
+headers:
+  description: Response headers (repeated headers joined with C(, )).
+  returned: when an answer came
+  type: dict
+  sample: {"Content-Type": "application/json", "Content-Length": "97"}
+body:
+  description: Response body as text (undecodable bytes replaced).
+  returned: when an answer came
+  type: str
+  sample: '{"status": "ok", "release": "v2", "pid": 5120, "instance": "web1", "worker": 3, "server": "uwsgi"}'
+json:
+  description: The decoded body when it is JSON, else null.
+  returned: when an answer came
+  type: raw
+  sample: {"status": "ok", "release": "v2", "pid": 5120, "instance": "web1", "worker": 3, "server": "uwsgi"}
+elapsed:
+  description: Seconds from connecting until the answer was read.
+  returned: when an answer came
+  type: float
+  sample: 0.0123
+socket:
+  description: The socket as given.
+  returned: always
+  type: str
+  sample: /run/uwsgi/web1/uwsgi.sock
+request_vars:
+  description: The uwsgi vars that were sent.
+  returned: when an answer came
+  type: dict
+  sample: {"REQUEST_METHOD": "GET", "REQUEST_URI": "/healthz", "PATH_INFO": "/healthz", "QUERY_STRING": "",
+           "SERVER_NAME": "localhost", "SERVER_PORT": "80", "HTTP_HOST": "localhost", "SERVER_PROTOCOL": "HTTP/1.1"}
+reason_code:
+  description:
+    - Why the request failed without an HTTP answer, one of V(refused), V(missing), V(permission), V(connect),
+      V(timeout), V(reset), V(empty), V(not_http), V(too_large), V(bad_address).
+  returned: failure without an answer
+  type: str
+  sample: refused
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.webstack.django_uwsgi.plugins.module_utils.uwsgi_protocol import (
+    UwsgiProtocolError,
+    body_json,
+    body_text,
+    uwsgi_request,
+)
+
+BODY_QUOTE = 500
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            socket=dict(type='str', required=True),
+            path=dict(type='str', default='/'),
+            query_string=dict(type='str', default=''),
+            method=dict(type='str', default='GET', choices=['GET', 'HEAD']),
+            host=dict(type='str', default='localhost'),
+            server_port=dict(type='int', default=80),
+            headers=dict(type='dict', default={}),
+            extra_vars=dict(type='dict', default={}),
+            status_code=dict(type='list', elements='int', default=[200]),
+            timeout=dict(type='float', default=5),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p['timeout'] <= 0:
+        module.fail_json(msg='timeout must be a positive number of seconds, got %s' % p['timeout'], socket=p['socket'])
+    if not p['path'].startswith('/'):
+        module.fail_json(msg='path must start with /, got %r' % p['path'], socket=p['socket'])
+    if not 1 <= p['server_port'] <= 65535:
+        module.fail_json(msg='server_port must be between 1 and 65535, got %s' % p['server_port'], socket=p['socket'])
+
+    try:
+        response = uwsgi_request(
+            p['socket'], method=p['method'], path=p['path'], query_string=p['query_string'], host=p['host'],
+            server_port=p['server_port'], headers=p['headers'], extra_vars=p['extra_vars'], timeout=p['timeout'])
+    except UwsgiProtocolError as exc:
+        module.fail_json(msg='%s %s on %s: %s' % (p['method'], p['path'], p['socket'], exc),
+                         socket=p['socket'], reason_code=exc.reason, changed=False)
+
+    text = body_text(response['body'])
+    result = dict(
+        changed=False,
+        socket=p['socket'],
+        status=response['status'],
+        reason=response['reason'],
+        headers=response['headers'],
+        body=text,
+        json=body_json(response['body'], response['headers']),
+        elapsed=response['elapsed'],
+        request_vars=response['vars'],
+    )
+    if response['status'] not in p['status_code']:
+        quote = text if len(text) <= BODY_QUOTE else text[:BODY_QUOTE] + '...'
+        result['msg'] = ('%s %s on %s answered %d %s, expected %s. Body: %s'
+                         % (p['method'], p['path'], p['socket'], response['status'], response['reason'],
+                            ', '.join(str(s) for s in p['status_code']), quote))
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
