@@ -39,7 +39,7 @@ stage() {
   names+=("$name"); seconds+=($(( $(date +%s) - start )))
   if [ "$rc" = 0 ]; then
     results+=(passed); state[$name]=passed
-    grep -E '^(=+ .*(passed|failed).*=+|.*SCENARIO RECAP.*|.*actions=.*)$' "$LOGS/$name.log" | tail -n 2 | sed 's/\x1b\[[0-9;]*m//g'
+    sed 's/\x1b\[[0-9;]*m//g' "$LOGS/$name.log" | grep -E '[0-9]+ passed|actions=[0-9]' | tail -n 3
     printf '=== %s: passed (%ss)\n' "$name" "${seconds[-1]}"
   else
     results+=("FAILED (exit $rc)"); state[$name]=failed
