@@ -77,6 +77,50 @@ def explain_log(lines):
     return None
 
 
+_CHAIN_START_RE = re.compile(r'chain reload starting')
+_CHAIN_DONE_RE = re.compile(r'chain reloading complete')
+_CHAIN_WORKER_RE = re.compile(r'chain (?:next victim is|is still waiting for) worker (\d+)')
+_MASTER_START_RE = re.compile(r'\*\*\* Starting uWSGI|spawned uWSGI master process')
+
+
+def running_chain(lines):
+    """Whether the log shows a chain reload that has not completed.
+
+    Returns None when no chain is running, else the worker it is at (or 0
+    when the log does not say). uWSGI ignores a new trigger while a chain
+    runs ("chain reload already running..."), so the caller must wait.
+    """
+    for line in reversed(lines):
+        if _CHAIN_DONE_RE.search(line) or _MASTER_START_RE.search(line):
+            return None
+        match = _CHAIN_WORKER_RE.search(line)
+        if match:
+            return int(match.group(1))
+        if _CHAIN_START_RE.search(line):
+            return 0
+    return None
+
+
+def log_size(path):
+    try:
+        return os.stat(path).st_size if path else None
+    except OSError:
+        return None
+
+
+def trigger_ignored(path, offset):
+    """Whether uWSGI logged, after ``offset``, that it ignored a trigger because a chain runs."""
+    if offset is None:
+        return False
+    try:
+        with open(path, 'rb') as handle:
+            handle.seek(offset)
+            data = handle.read(1024 * 1024).decode('utf-8', 'replace')
+    except (IOError, OSError):
+        return False
+    return 'chain reload is already running' in data or 'chain reload already running' in data
+
+
 def touch_trigger(path, now=None):
     """Touch the touch-chain-reload file so that uWSGI sees a new mtime.
 
@@ -189,6 +233,33 @@ class ChainReload(object):
             details.update(extra)
         raise ChainReloadError(message, details)
 
+    def wait_running_chain(self):
+        """Wait for a chain reload that is already running (seen in the log) to finish.
+
+        Returns the seconds waited. A running chain that makes no progress
+        for worker_timeout is a stall of that chain.
+        """
+        if not self.log_file:
+            return 0.0
+        start = self.clock()
+        at = running_chain(tail_lines(self.log_file, 400))
+        if at is None:
+            return 0.0
+        last_change, last_at = start, at
+        while at is not None:
+            now = self.clock()
+            if at != last_at:
+                last_change, last_at = now, at
+            if now - last_change > self.worker_timeout or now - start > self.timeout:
+                self._fail('a previous chain reload is still running and stalled at worker %s for more than '
+                           'worker_timeout=%.0fs; uWSGI ignores new triggers until it completes'
+                           % (at or '?', self.worker_timeout),
+                           {'old_pids': {}, 'new_pids': {}, 'workers': [], 'duration': 0.0, 'trigger': None},
+                           {'stalled_worker': at or None})
+            self.sleep(self.poll_interval)
+            at = running_chain(tail_lines(self.log_file, 400))
+        return round(self.clock() - start, 3)
+
     # -- the watch -----------------------------------------------------
     def run(self, check_mode=False):
         before = self.snapshot()
@@ -204,8 +275,15 @@ class ChainReload(object):
         if check_mode:
             return result
 
+        result['waited_for_running_chain'] = self.wait_running_chain()
+        if result['waited_for_running_chain']:
+            before = self.snapshot()
+            targets = self.plan(before)
+            result['old_pids'] = dict((str(i), w.pid) for i, w in sorted(targets.items()))
         trigger_wall = self.clock()
+        offset = log_size(self.log_file)
         result['trigger'] = self.trigger()
+        retriggered = False
         trigger_second = int(trigger_wall)
         deadline = trigger_wall + self.timeout
         # A worker's turn starts at the trigger or when the previous worker
@@ -270,6 +348,22 @@ class ChainReload(object):
                              'respawns': respawns})
                 if len(ready) == len(targets):
                     break
+            if not retriggered and offset is not None and trigger_ignored(self.log_file, offset):
+                # Someone else's chain was running: uWSGI ignored ours. Let
+                # that chain finish, then trigger again, once.
+                retriggered = True
+                result['waited_for_running_chain'] += self.wait_running_chain()
+                before = self.snapshot()
+                targets = self.plan(before)
+                result['old_pids'] = dict((str(i), w.pid) for i, w in sorted(targets.items()))
+                started, ready = {}, {}
+                trigger_wall = self.clock()
+                offset = log_size(self.log_file)
+                result['trigger'] = self.trigger()
+                trigger_second = int(trigger_wall)
+                deadline = trigger_wall + self.timeout
+                last_progress = trigger_wall
+                continue
             in_progress = [wid for wid in started if wid not in ready]
             if not in_progress and now - last_progress > self.worker_timeout:
                 if not ready:

@@ -84,6 +84,9 @@ options:
     description:
       - The instance log file. When given, failure messages quote the line that explains the failure (the last
         exception line) and the last O(log_lines) lines.
+      - It also lets the module see a chain reload that is still running (for example the stalled chain of a
+        broken release after the previous code was put back). uWSGI ignores new triggers until that chain
+        completes, so the module waits for it first (see RV(waited_for_running_chain)).
     type: path
   log_lines:
     description:
@@ -166,6 +169,14 @@ workers:
       description: The worker's respawn count once replaced.
       type: int
       sample: 2
+waited_for_running_chain:
+  description:
+    - Seconds spent waiting, before the trigger, for a chain reload that was already running (seen in O(log_file)).
+      uWSGI ignores a trigger while a chain runs, so the module lets it finish first. 0 when none was running,
+      and always 0 without O(log_file).
+  returned: success and not check mode
+  type: float
+  sample: 0.0
 duration:
   description: Seconds from the trigger until the last worker was replaced (or until the failure).
   returned: always

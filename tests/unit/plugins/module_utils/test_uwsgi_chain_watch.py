@@ -408,3 +408,102 @@ def test_fifo_reader_thread_sees_command(tmp_path):
     uc.write_fifo(path)
     thread.join(3)
     assert received == [b'c']
+
+
+# -- a chain that is already running --------------------------------------
+
+@pytest.mark.parametrize('lines, expected', [
+    ([], None),
+    (['Sun Nov 22 10:53:50 2026 - chain reload starting...',
+      'Sun Nov 22 10:53:50 2026 - chain next victim is worker 1',
+      'Sun Nov 22 10:53:52 2026 - chain reloading complete'], None),
+    (['Sun Nov 22 10:53:50 2026 - chain reload starting...',
+      'Sun Nov 22 10:53:50 2026 - chain next victim is worker 1',
+      'Sun Nov 22 10:53:51 2026 - chain is still waiting for worker 1...',
+      'DAMN ! worker 1 (pid: 7209) died :( trying respawn ...'], 1),
+    (['chain reload starting...', 'chain next victim is worker 3'], 3),
+    (['chain reload starting...'], 0),
+    (['chain reload starting...', 'chain next victim is worker 1',
+      '*** Starting uWSGI 2.0.31 (64bit) on [Sun Nov 22 10:54:02 2026] ***'], None),
+])
+def test_running_chain(lines, expected):
+    assert uc.running_chain(lines) == expected
+
+
+def test_waits_for_running_chain_before_trigger(fixture_doc, tmp_path):
+    log = tmp_path / 'log'
+    log.write_text('chain reload starting...\nchain is still waiting for worker 1...\n')
+    base = fixture_doc('basic')
+    clock = Clock()
+    done = copy.deepcopy(base)
+    for i in (1, 2, 3, 4):
+        worker_state(done, i, pid=9000 + i, last_spawn=int(T0) + 10, respawn_count=3)
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        if clock() - T0 >= 2 and 'complete' not in log.read_text():
+            with open(str(log), 'a') as handle:
+                handle.write('chain next victim is worker 2\nchain reloading complete\n')
+
+    fired = []
+    script = Script(base, [])
+    script.docs = [base, base, done]
+    watcher = uc.ChainReload(socket='/s.sock', touch_file='/t', reader=script, clock=clock, sleep=sleep,
+                             trigger=lambda: fired.append(clock()) or 'touch:/t', log_file=str(log),
+                             worker_timeout=10, poll_interval=0.5)
+    res = watcher.run()
+    assert res['waited_for_running_chain'] == 2.0
+    assert fired == [T0 + 2.0]
+    assert len(res['new_pids']) == 4
+
+
+def test_running_chain_that_stalls_fails(fixture_doc, tmp_path):
+    log = tmp_path / 'log'
+    log.write_text("ModuleNotFoundError: No module named 'gone'\nchain reload starting...\n"
+                   "chain is still waiting for worker 2...\n")
+    fired = []
+    watcher, _s, _c, _f = make(fixture_doc('basic'), [], triggered=fired, log_file=str(log), worker_timeout=3)
+    with pytest.raises(uc.ChainReloadError) as err:
+        watcher.run()
+    assert 'a previous chain reload is still running and stalled at worker 2' in str(err.value)
+    assert fired == []
+    assert err.value.details['stalled_worker'] == 2
+
+
+def test_ignored_trigger_is_repeated_after_running_chain(fixture_doc, tmp_path):
+    """The log had no sign of a running chain, but uWSGI says it ignored the touch."""
+    log = tmp_path / 'log'
+    log.write_text('spawned uWSGI worker 4\n')
+    base = fixture_doc('basic')
+    clock = Clock()
+    other_chain = copy.deepcopy(base)
+    worker_state(other_chain, 2, pid=8002, last_spawn=int(T0), respawn_count=2)
+    done = copy.deepcopy(other_chain)
+    for i in (1, 2, 3, 4):
+        worker_state(done, i, pid=9000 + i, last_spawn=int(T0) + 5, respawn_count=3)
+    fired = []
+
+    def trigger():
+        fired.append(clock())
+        with open(str(log), 'a') as handle:
+            if len(fired) == 1:
+                handle.write('*** chain-reload has been touched... but chain reload is already running ***\n'
+                             'chain is still waiting for worker 2...\n')
+        return 'touch:/t'
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        if clock() - T0 >= 3 and 'complete' not in log.read_text():
+            with open(str(log), 'a') as handle:
+                handle.write('chain reloading complete\n')
+
+    script = Script(base, [])
+    script.docs = [base, other_chain, other_chain, other_chain, other_chain, other_chain, other_chain,
+                   other_chain, other_chain, done]
+    watcher = uc.ChainReload(socket='/s.sock', touch_file='/t', reader=script, clock=clock, sleep=sleep,
+                             trigger=trigger, log_file=str(log), worker_timeout=10, poll_interval=0.5)
+    res = watcher.run()
+    assert len(fired) == 2
+    assert res['waited_for_running_chain'] == 3.0
+    assert res['old_pids']['2'] == 8002
+    assert res['new_pids'] == {'1': 9001, '2': 9002, '3': 9003, '4': 9004}
