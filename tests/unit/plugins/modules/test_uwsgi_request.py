@@ -141,7 +141,7 @@ class FakeServer(object):
         self.sock.settimeout(0.2)
         while not self.stop_flag.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn, dummy = self.sock.accept()
             except socket.timeout:
                 continue
             except OSError:
@@ -240,8 +240,8 @@ def test_packet_layout(fake):
     modifier1, size, modifier2 = struct.unpack('<BHB', packet[:4])
     assert (modifier1, modifier2) == (0, 0)
     assert size == len(packet) - 4
-    m1, m2, pairs = uwsgi_protocol.decode_packet(packet)
-    assert [k for k, _ in pairs] == ['REQUEST_METHOD', 'REQUEST_URI', 'PATH_INFO', 'QUERY_STRING', 'SERVER_NAME',
+    dummy_m1, dummy_m2, pairs = uwsgi_protocol.decode_packet(packet)
+    assert [pair[0] for pair in pairs] == ['REQUEST_METHOD', 'REQUEST_URI', 'PATH_INFO', 'QUERY_STRING', 'SERVER_NAME',
                                      'SERVER_PORT', 'HTTP_HOST', 'SERVER_PROTOCOL']
     values = dict(pairs)
     assert values['REQUEST_URI'] == '/a b?x=1'
