@@ -1,0 +1,275 @@
+"""Rollout under load (run on the controller, in file order).
+
+1. Release v2 rolled across both app hosts while tests/load/loadgen.py sends
+   HTTP (/cpu?ms=2, /healthz) and websocket echo traffic through nginx: no
+   error of any kind, every worker pid changed, every instance reports v2.
+2. Release v3, which fails at import, with the preflight off (so it reaches
+   the workers): the playbook fails on the first host naming the import
+   error, that host is back on v2 with every worker accepting, the second
+   host never left v2, the load saw no error.
+3. v3 again with the preflight on: refused before any worker is touched.
+4. rollback.yml: back to the release before v2, under load.
+
+Figures (requests, errors, p50/p99 steady vs rollout, duration per host) are
+printed and written to build/rollout-<distro>.json.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.abspath(os.path.join(os.path.dirname(__file__), "../../..")))
+sys.path.insert(0, os.path.join(PROJECT, "tests", "load"))
+sys.path.insert(0, os.path.join(PROJECT, "plugins", "module_utils"))
+import loadgen  # noqa: E402  pylint: disable=wrong-import-position
+import uwsgi_protocol  # noqa: E402  pylint: disable=wrong-import-position
+
+ADDRESS = os.environ.get("WEBSTACK_ROLLOUT_ADDRESS", "172.17.0.1")
+FRONT = "http://127.0.0.1:18580"
+APP_HOSTS = {
+    "rollout-app1": {"web1": f"{ADDRESS}:18511", "web2": f"{ADDRESS}:18512"},
+    "rollout-app2": {"web1": f"{ADDRESS}:18521", "web2": f"{ADDRESS}:18522"},
+}
+PROCESSES = 4
+DISTRO = os.environ.get("WEBSTACK_DISTRO", "bookworm")
+BUILD = os.path.join(PROJECT, "build")
+FIGURES = {}
+
+
+# ---------------------------------------------------------------- helpers
+
+def docker(host, *argv, check=True):
+    out = subprocess.run(["docker", "exec", host, *argv], capture_output=True, text=True, timeout=60)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def stats(host, instance):
+    """The stats document of one instance, read inside its host (root-only socket)."""
+    code = ("import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1]);d=b''\n"
+            "while True:\n c=s.recv(65536)\n if not c: break\n d+=c\nsys.stdout.write(d.decode())")
+    return json.loads(docker(host, "python3", "-c", code, f"/run/uwsgi/{instance}/stats.sock"))
+
+
+def worker_pids(host, instance):
+    return {w["id"]: w["pid"] for w in stats(host, instance)["workers"]}
+
+
+def all_pids():
+    return {h: {i: worker_pids(h, i) for i in instances} for h, instances in APP_HOSTS.items()}
+
+
+def accepting(host, instance):
+    workers = stats(host, instance)["workers"]
+    return len(workers) == PROCESSES and all(w["accepting"] and w["pid"] > 0 for w in workers)
+
+
+def instance_healthz(host, instance):
+    """/healthz asked of the instance itself over its own TCP socket, in the uwsgi protocol."""
+    seen = []
+    for _ in range(PROCESSES * 2):
+        resp = uwsgi_protocol.uwsgi_request(APP_HOSTS[host][instance], path="/healthz", timeout=5)
+        assert resp["status"] == 200, resp
+        seen.append(json.loads(resp["body"]))
+    return seen
+
+
+def current_release(host):
+    return os.path.basename(docker(host, "readlink", "/srv/demo/current").strip())
+
+
+def playbook(name, *extra):
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+           os.path.join(PROJECT, "playbooks", name), *extra]
+    started = time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ))
+    out.seconds = round(time.time() - started, 1)
+    return out
+
+
+def host_durations(stdout):
+    """{host: seconds} from the playbook's per-host summary lines."""
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"(rollout-app\d): release \S+ -> \S+ in ([0-9.]+) s", stdout)}
+
+
+class Load:
+    """loadgen.py in the background, with a steady window before the action."""
+
+    def __init__(self, name, steady=10):
+        self.dir = tempfile.mkdtemp(prefix=f"rollout-{name}-")
+        self.out = os.path.join(self.dir, "load.json")
+        self.marks = os.path.join(self.dir, "load.marks")
+        self.pid_file = os.path.join(self.dir, "load.pid")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(PROJECT, "tests", "load", "loadgen.py"), "run", "--url", FRONT,
+             "--out", self.out, "--marks", self.marks, "--pid-file", self.pid_file,
+             "--mix", "6:http:/cpu?ms=2", "--mix", "3:http:/healthz", "--mix", "1:ws:/ws/echo/",
+             "--concurrency", "4", "--rate", "40", "--duration", "600", "--requests", "60000"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.mark("steady")
+        time.sleep(steady)
+
+    def mark(self, name):
+        with open(self.marks, "a", encoding="utf-8") as handle:
+            handle.write(f"{name} {time.time():.4f}\n")
+
+    def stop(self, tail=3):
+        time.sleep(tail)
+        self.mark("after")
+        time.sleep(1)
+        self.proc.send_signal(signal.SIGTERM)
+        output, _ = self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0, output
+        with open(self.out, encoding="utf-8") as handle:
+            doc = json.load(handle)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return doc["summary"]
+
+
+def figures(summary, durations, seconds):
+    steady, during = summary["windows"]["steady"], summary["windows"]["rollout"]
+    return {
+        "requests": summary["requests"],
+        "errors": summary["errors"],
+        "non_2xx": summary["non_2xx"],
+        "connection_errors": summary["connection_errors"],
+        "ws_failures": summary["ws_failures"],
+        "timeouts": summary["timeouts"],
+        "by_kind": {k: v["requests"] for k, v in summary["by_kind"].items()},
+        "steady": {"requests": steady["requests"], "p50_ms": steady["p50_ms"], "p99_ms": steady["p99_ms"]},
+        "rollout": {"requests": during["requests"], "p50_ms": during["p50_ms"], "p99_ms": during["p99_ms"],
+                    "seconds": during["seconds"]},
+        "host_seconds": durations,
+        "playbook_seconds": seconds,
+        "error_samples": summary["error_samples"][:5],
+    }
+
+
+def record(name, data):
+    FIGURES[name] = data
+    print(f"\n=== rollout figures ({DISTRO}) {name}: {json.dumps(data, indent=1)}")
+    os.makedirs(BUILD, exist_ok=True)
+    with open(os.path.join(BUILD, f"rollout-{DISTRO}.json"), "w", encoding="utf-8") as handle:
+        json.dump(FIGURES, handle, indent=1)
+
+
+@pytest.fixture(scope="module")
+def releases():
+    """v2 (harmless change) and v3 (fails at import) made from the demo project."""
+    base = tempfile.mkdtemp(prefix="rollout-releases-")
+    demo = os.path.join(PROJECT, "examples", "demo")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3", ".venv", "venv", "static_collected")
+    for name in ("v2", "v3"):
+        shutil.copytree(demo, os.path.join(base, name), ignore=ignore)
+        with open(os.path.join(base, name, "MARKER"), "w", encoding="utf-8") as handle:
+            handle.write(f"release {name} of the rollout scenario\n")
+    with open(os.path.join(base, "v3", "demo", "wsgi.py"), "a", encoding="utf-8") as handle:
+        handle.write('\nraise ImportError("v3 is broken on purpose")\n')
+    yield {name: os.path.join(base, name) for name in ("v2", "v3")}
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def initial():
+    return {h: current_release(h) for h in APP_HOSTS}
+
+
+# ---------------------------------------------------------------- tests
+
+def test_v2_rolls_out_under_load_without_errors(releases, initial):
+    before = all_pids()
+    load = Load("v2")
+    load.mark("rollout")
+    run = playbook("rollout.yml", "-e", f"rollout_source={releases['v2']}", "-e", "rollout_release_id=v2")
+    summary = load.stop()
+    print(run.stdout[-6000:])
+    durations = host_durations(run.stdout)
+    record("v2", figures(summary, durations, run.seconds))
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert summary["requests"] > 100
+    assert summary["errors"] == 0, summary["error_samples"]
+    assert summary["by_kind"]["ws"]["requests"] > 0
+    assert set(durations) == set(APP_HOSTS), run.stdout[-3000:]
+    for line in ("web1: 4 workers replaced", "web2: 4 workers replaced"):
+        assert line in run.stdout
+    after = all_pids()
+    for host, instances in APP_HOSTS.items():
+        assert current_release(host) == "v2"
+        for instance in instances:
+            assert set(after[host][instance]) == set(before[host][instance])
+            unchanged = {w for w, pid in after[host][instance].items() if pid == before[host][instance][w]}
+            assert not unchanged, f"{host} {instance}: workers {unchanged} kept their pid"
+            answers = instance_healthz(host, instance)
+            assert {a["release"] for a in answers} == {"v2"}, answers
+            assert {a["instance"] for a in answers} == {instance}
+            assert {a["pid"] for a in answers} <= set(after[host][instance].values())
+
+
+def test_broken_v3_is_put_back_on_the_first_host_only(releases):
+    before = all_pids()
+    load = Load("v3")
+    load.mark("rollout")
+    run = playbook("rollout.yml", "-e", f"rollout_source={releases['v3']}", "-e", "rollout_release_id=v3",
+                   "-e", "rollout_preflight=false")
+    summary = load.stop()
+    print(run.stdout[-6000:])
+    record("v3", figures(summary, host_durations(run.stdout), run.seconds))
+    assert run.returncode != 0
+    message = re.search(r"Rollout of release v3 failed on host (\S+), instance (\S+), worker (\S+): .*", run.stdout)
+    assert message, run.stdout[-4000:]
+    assert message.group(1) == "rollout-app1"
+    assert message.group(2) == "web1"
+    assert "v3 is broken on purpose" in message.group(0)
+    assert "Put back release v2" in message.group(0)
+    # First host: back on v2, every worker accepting and serving v2.
+    assert current_release("rollout-app1") == "v2"
+    for instance in APP_HOSTS["rollout-app1"]:
+        assert accepting("rollout-app1", instance)
+        assert {a["release"] for a in instance_healthz("rollout-app1", instance)} == {"v2"}
+    # Second host: never touched.
+    assert current_release("rollout-app2") == "v2"
+    second_play = run.stdout.split("PLAY [Roll the release out", 1)[1].split("PLAY RECAP", 1)[0]
+    assert "[rollout-app2]" not in second_play
+    assert all_pids()["rollout-app2"] == before["rollout-app2"]
+    assert summary["errors"] == 0, summary["error_samples"]
+
+
+def test_v3_is_refused_by_the_preflight_before_any_worker(releases):
+    before = all_pids()
+    run = playbook("rollout.yml", "-e", f"rollout_source={releases['v3']}", "-e", "rollout_release_id=v3")
+    assert run.returncode != 0
+    assert re.search(r"stopped on host rollout-app1 before any instance was touched.*"
+                     r"ImportError: v3 is broken on purpose", run.stdout), run.stdout[-3000:]
+    assert all_pids() == before
+    assert {current_release(h) for h in APP_HOSTS} == {"v2"}
+
+
+def test_rollback_returns_to_the_first_release_under_load(initial):
+    load = Load("rollback", steady=5)
+    load.mark("rollout")
+    run = playbook("rollback.yml")
+    summary = load.stop()
+    record("rollback", figures(summary, host_durations(run.stdout), run.seconds))
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert summary["errors"] == 0, summary["error_samples"]
+    for host in APP_HOSTS:
+        assert current_release(host) == initial[host]
+        for instance in APP_HOSTS[host]:
+            assert {a["release"] for a in instance_healthz(host, instance)} == {initial[host]}
+
+
+def test_bad_input_fails_before_any_host():
+    run = playbook("rollout.yml", "-e", "rollout_serial=0", "-e", "rollout_source=/nonexistent")
+    assert run.returncode != 0
+    assert "rollout_serial" in run.stdout
+    assert "PLAY [Roll the release out" not in run.stdout
