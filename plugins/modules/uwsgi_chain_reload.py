@@ -100,6 +100,8 @@ options:
     default: 5
 notes:
   - The stats sockets of this collection are root-only; run the task with C(become=true).
+  - New workers load new code only when the instance runs with C(lazy-apps); without it they are forked from
+    the master, which keeps the code it loaded at start.
   - The check that a worker was spawned after the trigger compares the worker's C(last_spawn) from the stats document with the trigger time,
     so the module must run on the host of the instance (the clocks must be the same).
 seealso:

@@ -228,3 +228,12 @@ def test_collect_single_snapshot_reads_once(stats_server, fixture_doc):
     assert res['sample_seconds'] == 0
     assert res['instances'][0]['basis'] == 'since_spawn'
     assert 'all instances' not in res['table']
+
+
+def test_workers_without_app_are_reported(fixture_doc):
+    """Captured from workers whose import failed (no need-app): they accept but have no app."""
+    s = snap(fixture_doc('no_app'))
+    assert [w.apps for w in s.workers] == [0, 0]
+    assert all(w.accepting for w in s.workers)
+    rows = us.analyse_instance(None, s, 1)['workers']
+    assert [r['apps'] for r in rows] == [0, 0]
