@@ -375,7 +375,8 @@ class ChainReload(object):
                 else:
                     waiting = sorted(set(targets) - set(ready))
                     msg = ('chain reload stalled: worker %d was not replaced within worker_timeout=%.0fs '
-                           'after the previous worker' % (waiting[0], self.worker_timeout))
+                           'after the previous worker (an old worker finishing a long request can hold it up '
+                           'to worker-reload-mercy; raise worker_timeout above it)' % (waiting[0], self.worker_timeout))
                 self._fail(msg, self._state(result, ready, targets, trigger_wall, now),
                            {'stalled_worker': (sorted(set(targets) - set(ready)) or [None])[0]})
             if now >= deadline:
