@@ -81,8 +81,9 @@ def watch_mtime(path, master, stop):
         time.sleep(0.02)
 
 
-def watch_fifo(path, master, stop):
+def watch_fifo(path, master, opened, stop):
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    opened.set()
     try:
         while not stop.is_set():
             try:
@@ -137,8 +138,9 @@ def test_fifo_chain_reload_with_cheap_workers(capsys, stats_server, fixture_doc,
     server = stats_server('tcp', master)
     fifo = os.path.join(sockdir, 'master.fifo')
     os.mkfifo(fifo)
-    watcher_thread(watch_fifo, fifo, master)
-    time.sleep(0.1)
+    opened = threading.Event()
+    watcher_thread(watch_fifo, fifo, master, opened)
+    assert opened.wait(5)
     rc, out = run(capsys, {'socket': server.address, 'master_fifo': fifo, 'poll_interval': 0.05,
                            'worker_timeout': 5})
     assert rc == 0, out
