@@ -241,8 +241,9 @@ def test_packet_layout(fake):
     assert (modifier1, modifier2) == (0, 0)
     assert size == len(packet) - 4
     dummy_m1, dummy_m2, pairs = uwsgi_protocol.decode_packet(packet)
-    assert [pair[0] for pair in pairs] == ['REQUEST_METHOD', 'REQUEST_URI', 'PATH_INFO', 'QUERY_STRING', 'SERVER_NAME',
-                                     'SERVER_PORT', 'HTTP_HOST', 'SERVER_PROTOCOL']
+    expected = ['REQUEST_METHOD', 'REQUEST_URI', 'PATH_INFO', 'QUERY_STRING', 'SERVER_NAME',
+                'SERVER_PORT', 'HTTP_HOST', 'SERVER_PROTOCOL']
+    assert [pair[0] for pair in pairs] == expected
     values = dict(pairs)
     assert values['REQUEST_URI'] == '/a b?x=1'
     assert values['SERVER_NAME'] == 'h' and values['HTTP_HOST'] == 'h:8080' and values['SERVER_PORT'] == '8080'
