@@ -164,3 +164,11 @@ def test_a_new_secret_is_never_printed():
     assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
     assert re.search(r"changed=[1-9]", check.stdout), "a new secret should show as a pending change"
     assert new_secret not in check.stdout + check.stderr
+
+
+def test_the_host_is_the_chosen_release_with_systemd(host):
+    """The harness itself: systemd is PID 1 and the release is the one asked for."""
+    import os
+
+    assert host.file("/proc/1/comm").content_string.strip() == "systemd"
+    assert host.system_info.codename == os.environ.get("WEBSTACK_DISTRO", "bookworm")
