@@ -1,0 +1,152 @@
+"""Security audit of the converged host (after the faults and the reboot).
+
+- Only nginx listens on non-loopback addresses, on its configured port(s).
+- No uWSGI, daphne or app process runs as root; the supervisor socket is 0700
+  root; stats sockets refuse www-data and nobody; app sockets are 0660 with the
+  nginx group; the env file is 0600.
+- The secret key is in no log, no process command line, no world-readable
+  file, no `ansible-playbook -v` output.
+- nginx sends no version and sends the security headers.
+"""
+
+import re
+import urllib.error
+
+import pytest
+from helpers import APP, DAPHNE_PROCESSES, INSTANCES, PORT, SECRET, docker, get, playbook
+
+APP_USER = APP
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def listeners():
+    """[(proto, local address, port, process names)] of sockets owned by processes of this host.
+
+    The host shares the machine's network namespace, so `ss` also lists the
+    machine's sockets; only those of processes in this container's pid
+    namespace carry a process name, and only they are this host's."""
+    out = docker("ss", "-Hlntup").stdout
+    result = []
+    for line in out.splitlines():
+        if "users:" not in line:
+            continue
+        fields = line.split()
+        local = fields[4]
+        address, _, port = local.rpartition(":")
+        names = sorted(set(re.findall(r'\("([^"]+)",pid=', line)))
+        result.append((fields[0], address, int(port), names))
+    return result
+
+
+def is_loopback(address):
+    address = address.strip("[]").split("%")[0]
+    return address.startswith("127.") or address == "::1"
+
+
+def test_only_nginx_listens_beyond_loopback():
+    found = listeners()
+    public = [entry for entry in found if not is_loopback(entry[1])]
+    assert public, f"nginx not seen listening: {found}"
+    assert all(names == ["nginx"] for _, _, _, names in public), public
+    assert {port for _, _, port, _ in public} == {PORT}, public
+
+
+def test_no_stack_process_has_an_inet_socket():
+    found = listeners()
+    stack = [e for e in found if set(e[3]) & {"uwsgi", "daphne", "supervisord", "python3", "python"}]
+    assert stack == [], stack
+
+
+def test_no_app_process_runs_as_root():
+    out = docker("ps", "-eo", "user:32=,args=").stdout
+    stack = [line.split(None, 1) for line in out.splitlines()
+             if re.search(r"uwsgi|daphne|envexec|manage\.py|/srv/", line)]
+    assert len([s for s in stack if "uwsgi" in s[1]]) == len(INSTANCES) * 5, stack
+    assert len([s for s in stack if "daphne" in s[1]]) >= DAPHNE_PROCESSES, stack
+    root = [s for s in stack if s[0] == "root"]
+    assert root == [], root
+    assert {s[0] for s in stack} == {APP_USER}, stack
+
+
+def stat(path):
+    user, group, mode, kind = docker("stat", "-c", "%U %G %a %F", path).stdout.split(None, 3)
+    return user, group, mode, kind.strip()
+
+
+def can_connect(user, path):
+    probe = docker("runuser", "-u", user, "--", "python3", "-c",
+                   "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])", path, check=False)
+    return probe.returncode == 0
+
+
+def test_supervisor_socket_is_root_only():
+    assert stat("/run/supervisor/supervisor.sock") == ("root", "root", "700", "socket")
+    for user in ("www-data", "nobody", APP_USER):
+        assert not can_connect(user, "/run/supervisor/supervisor.sock"), user
+
+
+@pytest.mark.parametrize("instance", INSTANCES)
+def test_stats_socket_refuses_others(instance):
+    path = f"/run/uwsgi/{instance}/stats.sock"
+    assert stat(path)[3] == "socket"
+    for user in ("www-data", "nobody"):
+        assert not can_connect(user, path), f"{user} reaches the stats of {instance}"
+    root = docker("python3", "-c", "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]);"
+                  " print(s.recv(64))", path)
+    assert "version" in root.stdout
+
+
+@pytest.mark.parametrize("instance", INSTANCES)
+def test_app_socket_is_for_the_nginx_group(instance):
+    path = f"/run/uwsgi/{instance}/uwsgi.sock"
+    user, group, mode, kind = stat(path)
+    assert (group, mode, kind) == ("www-data", "660", "socket")
+    assert can_connect("www-data", path)
+    assert not can_connect("nobody", path)
+
+
+def test_daphne_sockets_are_for_the_nginx_group():
+    for n in range(DAPHNE_PROCESSES):
+        path = f"/run/daphne/daphne{n}.sock"
+        assert stat(path)[1:] == ("www-data", "660", "socket") or stat(path)[2] in ("660", "770"), stat(path)
+        assert can_connect("www-data", path)
+        assert not can_connect("nobody", path)
+
+
+def test_env_file_is_private():
+    assert stat(f"/etc/{APP}/env")[:3] == (APP_USER, APP_USER, "600")
+
+
+def test_secret_is_in_no_log_and_no_other_readable_file():
+    hits = docker("sh", "-c", f"grep -rlsF -e '{SECRET}' /etc /var /srv /run /tmp /root /home /opt || true").stdout.split()
+    assert hits == [f"/etc/{APP}/env"], hits
+    world = docker("sh", "-c", f"find / -xdev -type f -perm -o=r -size -2M -print0 2>/dev/null | "
+                   f"xargs -0 grep -lsF -e '{SECRET}' || true", timeout=300).stdout.split()
+    assert world == [], world
+    assert SECRET not in docker("ps", "-eo", "args").stdout
+
+
+def test_secret_is_in_no_verbose_play_output_and_check_mode_is_clean():
+    out = playbook("-v", "--check", "--diff")
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    assert SECRET not in text
+    recap = re.findall(r"changed=(\d+)", out.stdout)
+    assert recap and all(n == "0" for n in recap), out.stdout[-3000:]
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/static/", "/static/no-such-file.css", "/no-such-page/"])
+def test_nginx_hides_its_version_and_sends_security_headers(path):
+    try:
+        status, headers, body = get(path)
+    except urllib.error.HTTPError as err:
+        status, headers, body = err.code, err.headers, err.read()
+    assert headers["Server"] == "nginx", headers["Server"]
+    assert not re.search(rb"nginx/\d", body)
+    for name, value in SECURITY_HEADERS.items():
+        assert headers[name] == value, (status, name, headers[name])
