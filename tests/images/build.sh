@@ -98,6 +98,10 @@ SRC
   : >"$root/etc/machine-id"
   chroot "$root" apt-get clean
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
+  # No package lists are shipped: date the empty lists directory to the epoch so
+  # that apt's cache_valid_time sees them as stale, as on any host whose lists
+  # are old, instead of as fresh from the build.
+  touch -d @0 "$root/var/lib/apt/lists"
 
   log "importing $tag"
   tar -C "$root" -c . | docker import \
