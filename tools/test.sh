@@ -7,13 +7,29 @@
 # and 13. Every stage runs when what it needs is there; the script exits
 # non-zero when any stage failed or could not run, and ends with a timing
 # summary. Full logs of each stage: build/test-logs/.
-#   WEBSTACK_SCENARIOS="default"      scenarios to run (default: all of them)
-#   WEBSTACK_DISTROS="bookworm"       releases to run them on (default: both)
+#   WEBSTACK_SCENARIOS="default rollout:bookworm"   scenarios to run, each on the
+#       releases after its colon (default: the list below: the full stack on
+#       Debian 12 and 13, the multi-host and fault scenarios on Debian 12)
+#   WEBSTACK_DISTROS="trixie"         run every chosen scenario on these releases instead
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 set +e
 
-SCENARIOS="${WEBSTACK_SCENARIOS:-default}"
-DISTROS="${WEBSTACK_DISTROS:-bookworm trixie}"
+SCENARIOS="${WEBSTACK_SCENARIOS:-default:bookworm,trixie rollout:bookworm fastrouter:bookworm faults:bookworm}"
+# Releases each scenario runs on, and all of them (for the image stage).
+declare -A scenario_distros=()
+ordered_scenarios=()
+DISTROS=""
+for entry in $SCENARIOS; do
+  name="${entry%%:*}"
+  distros="bookworm trixie"
+  [ "$entry" != "$name" ] && distros="${entry#*:}"
+  distros="${WEBSTACK_DISTROS:-${distros//,/ }}"
+  scenario_distros[$name]="$distros"
+  ordered_scenarios+=("$name")
+  for d in $distros; do
+    case " $DISTROS " in *" $d "*) ;; *) DISTROS="$DISTROS $d" ;; esac
+  done
+done
 LOGS="$WEBSTACK_ROOT/build/test-logs"
 rm -rf "$LOGS" && mkdir -p "$LOGS"
 
@@ -55,8 +71,8 @@ stage images docker bash "$WEBSTACK_ROOT/tests/images/build.sh" $DISTROS
 stage lint tooling bash "$WEBSTACK_ROOT/tools/lint.sh"
 stage sanity tooling bash "$WEBSTACK_ROOT/tools/sanity.sh"
 stage pytest tooling bash -c 'source "$0/tools/env.sh" && cd "$0" && pytest -p no:cacheprovider -q tests/unit tests/integration/modules tests/collection' "$WEBSTACK_ROOT"
-for scenario in $SCENARIOS; do
-  for distro in $DISTROS; do
+for scenario in "${ordered_scenarios[@]}"; do
+  for distro in ${scenario_distros[$scenario]}; do
     stage "molecule-$scenario-$distro" tooling,images bash "$WEBSTACK_ROOT/tools/molecule.sh" "$scenario" "$distro" test
   done
 done
