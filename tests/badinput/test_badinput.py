@@ -139,10 +139,10 @@ def test_bad_input_fails_naming_the_variable(host_before, row):
     name, extra, patterns = row
     out = run_site(extra, "--check", "--diff", "--tags", VALIDATE_TAGS)
     text = out.stdout + out.stderr
-    failed = re.findall(r"TASK \[([^\]]+)\][^\n]*\n(?:[^\n]*\n){0,3}?[^\n]*fatal: \[", text)
+    failed = re.findall(r"TASK \[([^\]]+)\][^\n]*\n(?:[^\n]*\n){0,3}?(?:fatal|failed): \[", text)
     RESULTS[name] = {"rc": out.returncode, "failed_task": failed[-1] if failed else None}
     assert out.returncode != 0, f"{name}: accepted\n{text[-3000:]}"
-    assert "fatal:" in text or "ERROR!" in text, text[-3000:]
+    assert re.search(r"^(fatal|failed): \[|\[ERROR\]|ERROR!", text, re.M), text[-3000:]
     recap = re.findall(r"changed=(\d+)", out.stdout)
     assert all(n == "0" for n in recap), out.stdout[-2000:]
     # The message is on one logical line of the failure; newlines collapsed.
