@@ -78,7 +78,7 @@ ROWS = [
      [r"nginx_front_tls_certificate_key"]),
     ("next-upstream-proxy-only-condition", {"nginx_front_uwsgi_next_upstream": ["error", "http_502"]},
      [r"nginx_front_uwsgi_next_upstream"]),
-    ("daphne-processes-0", {"daphne_processes": 0}, [r"daphne_processes \(got 0\)"]),
+    ("daphne-processes-0", {"daphne_processes": 0}, [r"daphne_processes <= 64 \(got 0\)"]),
     ("daphne-processes-wrong-type", {"daphne_processes": "two"}, [r"daphne_processes"]),
     ("daphne-port-out-of-range", {"daphne_bind": "tcp", "daphne_port_base": 65535}, [r"daphne_port_base"]),
     ("daphne-wildcard-bind", {"daphne_bind": "tcp", "daphne_host": "0.0.0.0", "daphne_port_base": 18393},
