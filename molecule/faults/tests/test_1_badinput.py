@@ -15,5 +15,5 @@ os.environ.setdefault("WEBSTACK_BADINPUT_APP", APP)
 sys.path.insert(0, os.path.join(PROJECT, "tests", "badinput"))
 
 from test_badinput import (  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
-    host_before, test_bad_input_fails_naming_the_variable, test_host_unchanged_by_the_whole_table,
-    test_real_run_stops_in_validation_before_any_change)
+    host_before, test_bad_input_fails_naming_the_variable, test_real_run_stops_in_validation_before_any_change,
+    test_host_unchanged_by_the_whole_table)
