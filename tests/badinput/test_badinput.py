@@ -139,7 +139,8 @@ def test_bad_input_fails_naming_the_variable(host_before, row):
     name, extra, patterns = row
     out = run_site(extra, "--check", "--diff", "--tags", VALIDATE_TAGS)
     text = out.stdout + out.stderr
-    failed = re.findall(r"TASK \[([^\]]+)\][^\n]*\n(?:[^\n]*\n){0,3}?(?:fatal|failed): \[", text)
+    refusal = re.search(r"^(?:fatal|failed): \[", text, re.M)
+    failed = re.findall(r"TASK \[([^\]]+)\]", text[:refusal.start()] if refusal else "")
     RESULTS[name] = {"rc": out.returncode, "failed_task": failed[-1] if failed else None}
     assert out.returncode != 0, f"{name}: accepted\n{text[-3000:]}"
     assert re.search(r"^(fatal|failed): \[|\[ERROR\]|ERROR!", text, re.M), text[-3000:]
