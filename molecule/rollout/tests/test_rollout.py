@@ -93,6 +93,8 @@ def playbook(name, *extra):
     started = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ))
     out.seconds = round(time.time() - started, 1)
+    # Failures go to stderr under molecule's ansible.cfg: search both, without colours.
+    out.text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + "\n" + out.stderr)
     return out
 
 
@@ -224,8 +226,8 @@ def test_broken_v3_fails_on_the_first_host_and_hurts_no_one(releases):
     print(run.stdout[-6000:])
     record("v3", figures(summary, host_durations(run.stdout), run.seconds))
     assert run.returncode != 0
-    message = re.search(r"Rollout of release v3 stopped on host (\S+) before any instance was touched.*", run.stdout)
-    assert message, run.stdout[-4000:]
+    message = re.search(r"Rollout of release v3 stopped on host (\S+) before any instance was touched.*", run.text)
+    assert message, run.text[-4000:]
     assert message.group(1) == "rollout-app1"
     assert "ImportError: v3 is broken on purpose" in message.group(0)
     # First host: still on v2, every worker accepting and serving v2.
@@ -235,7 +237,7 @@ def test_broken_v3_fails_on_the_first_host_and_hurts_no_one(releases):
         assert {a["release"] for a in instance_healthz("rollout-app1", instance)} == {"v2"}
     # Second host: the switch never reached it.
     assert current_release("rollout-app2") == "v2"
-    second_play = run.stdout.split("PLAY [Roll the release out", 1)[1].split("PLAY RECAP", 1)[0]
+    second_play = run.text.split("PLAY [Roll the release out", 1)[1].split("PLAY RECAP", 1)[0]
     assert "[rollout-app2]" not in second_play
     assert all_pids() == before
     assert summary["errors"] == 0, summary["error_samples"]
@@ -258,5 +260,5 @@ def test_rollback_returns_to_the_first_release_under_load(initial):
 def test_bad_input_fails_before_any_host():
     run = playbook("rollout.yml", "-e", "rollout_serial=0", "-e", "rollout_source=/nonexistent")
     assert run.returncode != 0
-    assert "rollout_serial" in run.stdout
-    assert "PLAY [Roll the release out" not in run.stdout
+    assert "rollout_serial" in run.text
+    assert "PLAY [Roll the release out" not in run.text
