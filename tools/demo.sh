@@ -26,10 +26,20 @@ bash "$WEBSTACK_ROOT/tests/images/build.sh" "$WEBSTACK_DISTRO"
 log "starting the demo host $DEMO_HOST (Debian $WEBSTACK_DISTRO, systemd, host network)"
 ansible-playbook "$WEBSTACK_ROOT/molecule/shared/create.yml" -e "$platforms"
 
+# How to reach the container: host variables of the demo host only (extra vars
+# would also apply to the tasks the roles delegate to the controller).
+connection="$WEBSTACK_ROOT/build/demo-connection.yml"
+mkdir -p "$(dirname "$connection")"
+cat >"$connection" <<YAML
+all:
+  hosts:
+    $DEMO_HOST:
+      ansible_connection: community.docker.docker
+      ansible_python_interpreter: /usr/bin/python3
+YAML
+
 log "running playbooks/site.yml against it"
-ansible-playbook -i "$WEBSTACK_ROOT/examples/inventory" \
-  -e ansible_connection=community.docker.docker \
-  -e ansible_python_interpreter=/usr/bin/python3 \
+ansible-playbook -i "$WEBSTACK_ROOT/examples/inventory" -i "$connection" \
   -e nginx_front_listen_port="$DEMO_PORT" \
   "$WEBSTACK_ROOT/playbooks/site.yml"
 

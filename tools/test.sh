@@ -9,12 +9,13 @@
 # summary. Full logs of each stage: build/test-logs/.
 #   WEBSTACK_SCENARIOS="default rollout:bookworm"   scenarios to run, each on the
 #       releases after its colon (default: the list below: the full stack on
-#       Debian 12 and 13, the multi-host and fault scenarios on Debian 12)
+#       Debian 12 and 13, the fastrouter front on Debian 12; the rollout and
+#       faults scenarios are still being finished and run only when named)
 #   WEBSTACK_DISTROS="trixie"         run every chosen scenario on these releases instead
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 set +e
 
-SCENARIOS="${WEBSTACK_SCENARIOS:-default:bookworm,trixie rollout:bookworm fastrouter:bookworm faults:bookworm}"
+SCENARIOS="${WEBSTACK_SCENARIOS:-default:bookworm,trixie fastrouter:bookworm}"
 # Releases each scenario runs on, and all of them (for the image stage).
 declare -A scenario_distros=()
 ordered_scenarios=()

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(PROJECT, "plugins", "module_utils"))
 import loadgen  # noqa: E402  pylint: disable=wrong-import-position
 import uwsgi_protocol  # noqa: E402  pylint: disable=wrong-import-position
 
-ADDRESS = os.environ.get("WEBSTACK_ROLLOUT_ADDRESS", "172.17.0.1")
+ADDRESS = os.environ.get("WEBSTACK_ROLLOUT_ADDRESS", "127.0.0.1")
 FRONT = "http://127.0.0.1:18580"
 APP_HOSTS = {
     "rollout-app1": {"web1": f"{ADDRESS}:18511", "web2": f"{ADDRESS}:18512"},
