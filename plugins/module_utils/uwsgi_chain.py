@@ -101,6 +101,24 @@ def running_chain(lines):
     return None
 
 
+def lines_since(path, offset, max_bytes=1024 * 1024):
+    """Lines a log file got after byte ``offset`` (at most the last ``max_bytes``), or None."""
+    if not path or offset is None:
+        return None
+    try:
+        with open(path, 'rb') as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            if size < offset:
+                # Rotated or truncated since: all of it is new.
+                offset = 0
+            handle.seek(max(offset, size - max_bytes))
+            data = handle.read()
+    except (IOError, OSError):
+        return None
+    return data.decode('utf-8', 'replace').splitlines()
+
+
 def log_size(path):
     try:
         return os.stat(path).st_size if path else None
@@ -173,7 +191,8 @@ class ChainReload(object):
 
     def __init__(self, socket, touch_file=None, master_fifo=None, timeout=300.0, worker_timeout=60.0,
                  poll_interval=0.5, max_respawns=3, require_app=True, log_file=None, log_lines=20,
-                 stats_timeout=DEFAULT_TIMEOUT, reader=None, clock=None, sleep=None, trigger=None):
+                 stats_timeout=DEFAULT_TIMEOUT, reader=None, clock=None, sleep=None, trigger=None,
+                 nudge=None, nudge_after=2.0):
         self.address = parse_address(socket)
         self.socket = socket
         self.touch_file = touch_file
@@ -190,6 +209,13 @@ class ChainReload(object):
         self.clock = clock or time.time
         self.sleep = sleep or time.sleep
         self._trigger = trigger
+        # nudge(): one light request to the instance. uWSGI 2.0 ends a
+        # threaded worker's graceful reload only when each of its threads has
+        # taken one more request, so on an idle instance every step of the
+        # chain would wait worker-reload-mercy; nudges supply those requests.
+        self.nudge = nudge
+        self.nudge_after = float(nudge_after)
+        self._log_offset = None
 
     # -- pieces --------------------------------------------------------
     def snapshot(self):
@@ -215,15 +241,27 @@ class ChainReload(object):
         return targets
 
     def _log(self):
-        lines = tail_lines(self.log_file, self.log_lines)
-        return lines, explain_log(lines)
+        """The log lines to show, and the line that explains the failure.
+
+        Once triggered, only what the instance logged since the trigger
+        counts: the cause (an import error of the first respawn, say) is
+        looked for in all of it, the last ``log_lines`` are shown.
+        """
+        since = lines_since(self.log_file, self._log_offset)
+        if not since:
+            # Not triggered yet, or nothing logged since: the end of the log.
+            lines = tail_lines(self.log_file, self.log_lines)
+            return lines, explain_log(lines), False
+        return since[-self.log_lines:] if self.log_lines > 0 else [], explain_log(since), True
 
     def _fail(self, message, state, extra=None):
-        lines, cause = self._log()
+        lines, cause, since_trigger = self._log()
         if cause:
             message += '. Last error in %s: %s' % (self.log_file, cause)
         if lines:
-            message += '\nLast %d lines of %s:\n%s' % (len(lines), self.log_file, '\n'.join(lines))
+            message += '\nLast %d lines of %s%s:\n%s' % (
+                len(lines), self.log_file, ' since the trigger' if since_trigger else '',
+                '\n'.join(lines))
         elif self.log_file:
             message += ' (log file %s could not be read)' % self.log_file
         details = dict(state)
@@ -281,8 +319,10 @@ class ChainReload(object):
             targets = self.plan(before)
             result['old_pids'] = dict((str(i), w.pid) for i, w in sorted(targets.items()))
         trigger_wall = self.clock()
-        offset = log_size(self.log_file)
+        offset = self._log_offset = log_size(self.log_file)
         result['trigger'] = self.trigger()
+        result['nudges'] = 0
+        last_nudge = 0.0
         retriggered = False
         trigger_second = int(trigger_wall)
         deadline = trigger_wall + self.timeout
@@ -306,6 +346,12 @@ class ChainReload(object):
                                'instance may have died)' % (self.socket, now - unreachable_since, exc),
                                self._state(result, ready, targets, trigger_wall, now))
                 snap = None
+            if snap is not None and before.pid and snap.pid and snap.pid != before.pid:
+                self._fail('the uWSGI master of %s restarted during the chain reload (pid %d, now %d): the '
+                           'instance was restarted (crash, supervisor, reboot), not reloaded worker by worker'
+                           % (self.socket, before.pid, snap.pid),
+                           self._state(result, ready, targets, trigger_wall, now),
+                           {'stalled_worker': None, 'master_pid_before': before.pid, 'master_pid_now': snap.pid})
             if snap is not None:
                 current = snap.by_id()
                 for wid, old in sorted(targets.items()):
@@ -358,13 +404,19 @@ class ChainReload(object):
                 result['old_pids'] = dict((str(i), w.pid) for i, w in sorted(targets.items()))
                 started, ready = {}, {}
                 trigger_wall = self.clock()
-                offset = log_size(self.log_file)
+                offset = self._log_offset = log_size(self.log_file)
                 result['trigger'] = self.trigger()
                 trigger_second = int(trigger_wall)
                 deadline = trigger_wall + self.timeout
                 last_progress = trigger_wall
                 continue
             in_progress = [wid for wid in started if wid not in ready]
+            if (self.nudge is not None and not in_progress and now - last_progress >= self.nudge_after
+                    and now - last_nudge >= self.poll_interval):
+                last_nudge = now
+                result['nudges'] += 1
+                # A nudge only hurries an idle worker along: it handles its own errors.
+                self.nudge()
             if not in_progress and now - last_progress > self.worker_timeout:
                 if not ready:
                     how = ('touched %s: is `touch-chain-reload = %s` in the instance config?'

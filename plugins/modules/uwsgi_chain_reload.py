@@ -98,6 +98,30 @@ options:
       - Seconds allowed for one read of the stats server.
     type: float
     default: 5
+  nudge_socket:
+    description:
+      - The instance's own request socket (unix socket path or C(host:port)). When given, and the chain has waited
+        O(nudge_after) seconds for an old worker to exit, the module sends one light request (GET O(nudge_path))
+        to the instance every O(poll_interval) until that worker is gone.
+      - uWSGI 2.0 ends the graceful reload of a worker with several threads only after each of its threads took
+        one more request; on an instance without traffic every step of the chain would otherwise wait the
+        instance's C(worker-reload-mercy). Under traffic the nudges are not needed and not sent.
+    type: str
+  nudge_path:
+    description:
+      - Path of the nudge request; it should be cheap and harmless (a health check).
+    type: str
+    default: /healthz
+  nudge_host:
+    description:
+      - Host header of the nudge request (one the application allows).
+    type: str
+    default: localhost
+  nudge_after:
+    description:
+      - Seconds the chain waits for an old worker to exit before the first nudge.
+    type: float
+    default: 2
 notes:
   - The stats sockets of this collection are root-only; run the task with C(become=true).
   - New workers load new code only when the instance runs with C(lazy-apps); without it they are forked from
@@ -112,6 +136,14 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Chain-reload web1, nudging its idle threaded workers so that the chain does not wait worker-reload-mercy
+  webstack.django_uwsgi.uwsgi_chain_reload:
+    socket: /run/uwsgi/web1/stats.sock
+    touch_file: /run/uwsgi/web1/chain-reload
+    nudge_socket: /run/uwsgi/web1/uwsgi.sock
+    nudge_path: /healthz
+  become: true
+
 - name: Chain-reload web1 by touching its trigger file
   webstack.django_uwsgi.uwsgi_chain_reload:
     socket: /run/uwsgi/web1/stats.sock
@@ -171,6 +203,21 @@ workers:
       description: The worker's respawn count once replaced.
       type: int
       sample: 2
+nudges:
+  description: Nudge requests sent to the instance (see O(nudge_socket)); 0 without it.
+  returned: success and not check mode
+  type: int
+  sample: 3
+master_pid_before:
+  description: Pid of the uWSGI master before the trigger, when it changed during the chain.
+  returned: failure
+  type: int
+  sample: 4200
+master_pid_now:
+  description: Pid of the uWSGI master that replaced it (the instance was restarted, not chain-reloaded).
+  returned: failure
+  type: int
+  sample: 5301
 waited_for_running_chain:
   description:
     - Seconds spent waiting, before the trigger, for a chain reload that was already running (seen in O(log_file)).
@@ -200,7 +247,7 @@ respawn_count:
   type: int
   sample: 6
 log_tail:
-  description: Last lines of O(log_file).
+  description: Last lines of O(log_file) (once triggered, only lines written since the trigger).
   returned: failure
   type: list
   elements: str
@@ -217,7 +264,21 @@ from ansible_collections.webstack.django_uwsgi.plugins.module_utils.uwsgi_chain 
     ChainReload,
     ChainReloadError,
 )
+from ansible_collections.webstack.django_uwsgi.plugins.module_utils.uwsgi_protocol import (
+    UwsgiProtocolError,
+    uwsgi_request,
+)
 from ansible_collections.webstack.django_uwsgi.plugins.module_utils.uwsgi_stats import StatsError
+
+
+def make_nudge(socket, path, host):
+    """One short request to the instance; errors are of no interest (the reload is watched on the stats)."""
+    def nudge():
+        try:
+            uwsgi_request(socket, path=path, host=host, timeout=2.0)
+        except (UwsgiProtocolError, OSError, ValueError):
+            pass
+    return nudge
 
 
 def main():
@@ -234,13 +295,17 @@ def main():
             log_file=dict(type='path'),
             log_lines=dict(type='int', default=20),
             stats_timeout=dict(type='float', default=5),
+            nudge_socket=dict(type='str'),
+            nudge_path=dict(type='str', default='/healthz'),
+            nudge_host=dict(type='str', default='localhost'),
+            nudge_after=dict(type='float', default=2),
         ),
         required_one_of=[('touch_file', 'master_fifo')],
         mutually_exclusive=[('touch_file', 'master_fifo')],
         supports_check_mode=True,
     )
     p = module.params
-    for name in ('timeout', 'worker_timeout', 'poll_interval', 'stats_timeout'):
+    for name in ('timeout', 'worker_timeout', 'poll_interval', 'stats_timeout', 'nudge_after'):
         if p[name] <= 0:
             module.fail_json(msg='%s must be a positive number of seconds, got %s' % (name, p[name]))
     if p['max_respawns'] < 1:
@@ -253,7 +318,9 @@ def main():
             socket=p['socket'], touch_file=p['touch_file'], master_fifo=p['master_fifo'],
             timeout=p['timeout'], worker_timeout=p['worker_timeout'], poll_interval=p['poll_interval'],
             max_respawns=p['max_respawns'], require_app=p['require_app'], log_file=p['log_file'],
-            log_lines=p['log_lines'], stats_timeout=p['stats_timeout'])
+            log_lines=p['log_lines'], stats_timeout=p['stats_timeout'],
+            nudge=make_nudge(p['nudge_socket'], p['nudge_path'], p['nudge_host']) if p['nudge_socket'] else None,
+            nudge_after=p['nudge_after'])
         result = watcher.run(check_mode=module.check_mode)
     except StatsError as exc:
         module.fail_json(msg='cannot read the worker pids before the chain reload: %s' % exc,

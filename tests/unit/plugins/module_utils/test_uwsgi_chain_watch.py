@@ -507,3 +507,65 @@ def test_ignored_trigger_is_repeated_after_running_chain(fixture_doc, tmp_path):
     assert res['waited_for_running_chain'] == 3.0
     assert res['old_pids']['2'] == 8002
     assert res['new_pids'] == {'1': 9001, '2': 9002, '3': 9003, '4': 9004}
+
+
+def test_log_since_trigger_names_the_new_error(fixture_doc, tmp_path):
+    """The cause is looked for in what was logged after the trigger, all of it."""
+    log = tmp_path / 'web1.log'
+    log.write_text("ImportError: an old failure of an earlier release\n")
+    steps = [None, replace(1, 9001, accepting=False, respawn=2), replace(1, 9002, accepting=False, respawn=3),
+             replace(1, 9003, accepting=False, respawn=4), replace(1, 9004, accepting=False, respawn=5)]
+    watcher, script, _clock, _f = make(fixture_doc('basic'), steps, max_respawns=3, log_file=str(log),
+                                       log_lines=3)
+    original = script.__call__
+
+    def reader():
+        if script.calls == 1:
+            # Written after the trigger: a traceback, then more lines than log_lines.
+            with open(str(log), 'a') as handle:
+                handle.write('Traceback (most recent call last):\n  File "x.py", line 1\n'
+                             "ModuleNotFoundError: No module named 'v3_only'\n"
+                             + ''.join('respawn line %d\n' % n for n in range(10)))
+        return original()
+    watcher.reader = reader
+    with pytest.raises(uc.ChainReloadError) as err:
+        watcher.run()
+    details = err.value.details
+    assert details['log_error'] == "ModuleNotFoundError: No module named 'v3_only'"
+    assert details['log_tail'] == ['respawn line 7', 'respawn line 8', 'respawn line 9']
+    assert 'since the trigger' in str(err.value)
+    assert 'old failure' not in str(err.value)
+
+
+def test_master_restart_fails_at_once(fixture_doc):
+    def restart(doc):
+        doc['pid'] = 77777
+    steps = [replace(1, 9001), restart, replace(2, 9002)]
+    watcher, _s, clock, _f = make(fixture_doc('basic'), steps, worker_timeout=30, timeout=100)
+    with pytest.raises(uc.ChainReloadError) as err:
+        watcher.run()
+    assert 'master of /run/uwsgi/web1/stats.sock restarted during the chain reload' in str(err.value)
+    assert err.value.details['master_pid_now'] == 77777
+    assert clock() - T0 <= 1.5
+
+
+def test_nudges_only_while_an_old_worker_is_awaited(fixture_doc):
+    nudged = []
+    clock = Clock()
+    # Worker 1 is replaced at once; worker 2 exits only after 4 s of waiting.
+    steps = [replace(1, 9001)] + [None] * 8 + [replace(2, 9002), replace(3, 9003), replace(4, 9004)]
+    watcher, _s, _c, _f = make(fixture_doc('basic'), steps, clock=clock, worker_timeout=30,
+                               nudge=lambda: nudged.append(clock()), nudge_after=2.0)
+    res = watcher.run()
+    assert res['new_pids'] == {'1': 9001, '2': 9002, '3': 9003, '4': 9004}
+    assert res['nudges'] == len(nudged) > 0
+    # None before 2 s of waiting after worker 1 (ready at the first poll); none once all are replaced.
+    assert min(nudged) == T0 + 2.0
+    assert max(nudged) < T0 + res['duration']
+
+
+def test_no_nudge_without_nudger_or_when_fast(fixture_doc):
+    steps = [replace(1, 9001), replace(2, 9002), replace(3, 9003), replace(4, 9004)]
+    nudged = []
+    watcher, _s, _c, _f = make(fixture_doc('basic'), steps, nudge=lambda: nudged.append(1))
+    assert watcher.run()['nudges'] == 0 and nudged == []
