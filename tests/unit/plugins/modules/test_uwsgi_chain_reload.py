@@ -9,25 +9,21 @@ trigger file is touched or "c" arrives on its FIFO."""
 from __future__ import absolute_import, division, print_function
 
 import copy
-import json
+import functools
 import os
 import threading
 import time
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.webstack.django_uwsgi.plugins.modules import uwsgi_chain_reload
 
 
-def run(capsys, args, check_mode=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            uwsgi_chain_reload.main()
-    return exc.value.code, json.loads(capsys.readouterr().out)
+@pytest.fixture
+def run(run_module):
+    """run(args, check_mode=False) -> (exit code, result) of uwsgi_chain_reload."""
+    return functools.partial(run_module, uwsgi_chain_reload.main)
 
 
 class FakeMaster(object):
@@ -114,14 +110,14 @@ def watcher_thread():
         thread.join(2)
 
 
-def test_touch_chain_reload(capsys, stats_server, fixture_doc, sockdir, watcher_thread):
+def test_touch_chain_reload(run, stats_server, fixture_doc, sockdir, watcher_thread):
     master = FakeMaster(fixture_doc('basic'))
     server = stats_server('unix', master)
     trigger = os.path.join(sockdir, 'chain-reload')
     open(trigger, 'w').close()
     os.utime(trigger, (time.time() - 10, time.time() - 10))
     watcher_thread(watch_mtime, trigger, master)
-    rc, out = run(capsys, {'socket': server.address, 'touch_file': trigger, 'poll_interval': 0.05,
+    rc, out = run({'socket': server.address, 'touch_file': trigger, 'poll_interval': 0.05,
                            'worker_timeout': 5, 'timeout': 20})
     assert rc == 0, out
     assert out['changed'] is True
@@ -133,7 +129,7 @@ def test_touch_chain_reload(capsys, stats_server, fixture_doc, sockdir, watcher_
     assert out['duration'] >= times[-1]
 
 
-def test_fifo_chain_reload_with_cheap_workers(capsys, stats_server, fixture_doc, sockdir, watcher_thread):
+def test_fifo_chain_reload_with_cheap_workers(run, stats_server, fixture_doc, sockdir, watcher_thread):
     master = FakeMaster(fixture_doc('cheaper'))
     server = stats_server('tcp', master)
     fifo = os.path.join(sockdir, 'master.fifo')
@@ -141,18 +137,18 @@ def test_fifo_chain_reload_with_cheap_workers(capsys, stats_server, fixture_doc,
     opened = threading.Event()
     watcher_thread(watch_fifo, fifo, master, opened)
     assert opened.wait(5)
-    rc, out = run(capsys, {'socket': server.address, 'master_fifo': fifo, 'poll_interval': 0.05,
+    rc, out = run({'socket': server.address, 'master_fifo': fifo, 'poll_interval': 0.05,
                            'worker_timeout': 5})
     assert rc == 0, out
     assert out['trigger'] == 'fifo:%s' % fifo
     assert sorted(out['new_pids']) == ['1', '2']
 
 
-def test_check_mode_reports_change_without_trigger(capsys, stats_server, fixture_doc, sockdir):
+def test_check_mode_reports_change_without_trigger(run, stats_server, fixture_doc, sockdir):
     master = FakeMaster(fixture_doc('basic'))
     server = stats_server('unix', master)
     trigger = os.path.join(sockdir, 'chain-reload')
-    rc, out = run(capsys, {'socket': server.address, 'touch_file': trigger}, check_mode=True)
+    rc, out = run({'socket': server.address, 'touch_file': trigger}, check_mode=True)
     assert rc == 0
     assert out['changed'] is True
     assert out['new_pids'] == {}
@@ -161,7 +157,7 @@ def test_check_mode_reports_change_without_trigger(capsys, stats_server, fixture
     assert master.triggered_at is None
 
 
-def test_stall_names_worker_and_quotes_log(capsys, stats_server, fixture_doc, sockdir, watcher_thread):
+def test_stall_names_worker_and_quotes_log(run, stats_server, fixture_doc, sockdir, watcher_thread):
     master = FakeMaster(fixture_doc('basic'), broken_worker=2)
     server = stats_server('unix', master)
     trigger = os.path.join(sockdir, 'chain-reload')
@@ -172,7 +168,7 @@ def test_stall_names_worker_and_quotes_log(capsys, stats_server, fixture_doc, so
                      'DAMN ! worker 2 (pid: 50007) died :( trying respawn ...\n')
     watcher_thread(watch_mtime, trigger, master)
     started = time.time()
-    rc, out = run(capsys, {'socket': server.address, 'touch_file': trigger, 'poll_interval': 0.05,
+    rc, out = run({'socket': server.address, 'touch_file': trigger, 'poll_interval': 0.05,
                            'worker_timeout': 10, 'max_respawns': 3, 'log_file': log})
     assert rc == 1
     assert time.time() - started < 10
@@ -185,20 +181,20 @@ def test_stall_names_worker_and_quotes_log(capsys, stats_server, fixture_doc, so
     assert out['new_pids'] == {'1': 40001}
 
 
-def test_unreadable_stats_before_trigger(capsys, sockdir):
+def test_unreadable_stats_before_trigger(run, sockdir):
     trigger = os.path.join(sockdir, 'chain-reload')
-    rc, out = run(capsys, {'socket': os.path.join(sockdir, 'none.sock'), 'touch_file': trigger})
+    rc, out = run({'socket': os.path.join(sockdir, 'none.sock'), 'touch_file': trigger})
     assert rc == 1
     assert out['changed'] is False
     assert out['msg'].startswith('cannot read the worker pids before the chain reload: stats socket')
     assert not os.path.exists(trigger)
 
 
-def test_fifo_without_master(capsys, stats_server, fixture_doc, sockdir):
+def test_fifo_without_master(run, stats_server, fixture_doc, sockdir):
     server = stats_server('unix', fixture_doc('basic'))
     fifo = os.path.join(sockdir, 'master.fifo')
     os.mkfifo(fifo)
-    rc, out = run(capsys, {'socket': server.address, 'master_fifo': fifo})
+    rc, out = run({'socket': server.address, 'master_fifo': fifo})
     assert rc == 1
     assert out['changed'] is False
     assert 'no uWSGI master reads the FIFO' in out['msg']
@@ -213,9 +209,9 @@ def test_fifo_without_master(capsys, stats_server, fixture_doc, sockdir):
     ({'touch_file': '/t', 'max_respawns': 0}, 'max_respawns must be at least 1'),
     ({'touch_file': '/t', 'log_lines': -1}, 'log_lines'),
 ])
-def test_bad_arguments(capsys, args, fragment):
+def test_bad_arguments(run, args, fragment):
     params = {'socket': '/run/uwsgi/web1/stats.sock'}
     params.update(args)
-    rc, out = run(capsys, params)
+    rc, out = run(params)
     assert rc == 1
     assert fragment in out['msg']

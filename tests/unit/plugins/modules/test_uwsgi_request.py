@@ -8,6 +8,7 @@ records the packet it receives and answers whatever a test wants."""
 
 from __future__ import absolute_import, division, print_function
 
+import functools
 import json
 import os
 import shutil
@@ -22,7 +23,6 @@ import time
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.webstack.django_uwsgi.plugins.module_utils import uwsgi_protocol
 from ansible_collections.webstack.django_uwsgi.plugins.modules import uwsgi_request
@@ -48,13 +48,10 @@ def application(environ, start_response):
 '''
 
 
-def run(capsys, args, check_mode=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            uwsgi_request.main()
-    return exc.value.code, json.loads(capsys.readouterr().out)
+@pytest.fixture
+def run(run_module):
+    """run(args, check_mode=False) -> (exit code, result) of uwsgi_request."""
+    return functools.partial(run_module, uwsgi_request.main)
 
 
 def free_port():
@@ -181,8 +178,8 @@ def fake():
 # ---------------------------------------------------------------- real uWSGI
 
 @pytest.mark.parametrize('kind', ['unix', 'tcp'])
-def test_real_uwsgi_json(capsys, real_uwsgi, kind):
-    code, out = run(capsys, {'socket': real_uwsgi[kind], 'path': '/healthz?deep=1', 'host': 'example.com',
+def test_real_uwsgi_json(run, real_uwsgi, kind):
+    code, out = run({'socket': real_uwsgi[kind], 'path': '/healthz?deep=1', 'host': 'example.com',
                              'server_port': 8443, 'headers': {'X-Forwarded-Proto': 'https'},
                              'extra_vars': {'HTTPS': 'on'}})
     assert code == 0, out
@@ -201,33 +198,33 @@ def test_real_uwsgi_json(capsys, real_uwsgi, kind):
     assert out['elapsed'] >= 0
 
 
-def test_real_uwsgi_text_body_has_no_json(capsys, real_uwsgi):
-    code, out = run(capsys, {'socket': real_uwsgi['unix'], 'path': '/text'})
+def test_real_uwsgi_text_body_has_no_json(run, real_uwsgi):
+    code, out = run({'socket': real_uwsgi['unix'], 'path': '/text'})
     assert code == 0
     assert out['body'] == 'plain text'
     assert out['json'] is None
 
 
-def test_real_uwsgi_unexpected_status_fails_with_body(capsys, real_uwsgi):
-    code, out = run(capsys, {'socket': real_uwsgi['tcp'], 'path': '/missing'})
+def test_real_uwsgi_unexpected_status_fails_with_body(run, real_uwsgi):
+    code, out = run({'socket': real_uwsgi['tcp'], 'path': '/missing'})
     assert code == 1
     assert out['failed'] is True
     assert out['status'] == 404
     assert '404 Not Found' in out['msg'] and 'nothing here' in out['msg'] and 'expected 200' in out['msg']
 
 
-def test_real_uwsgi_accepted_status_list(capsys, real_uwsgi):
-    code, out = run(capsys, {'socket': real_uwsgi['tcp'], 'path': '/missing', 'status_code': [200, 404]})
+def test_real_uwsgi_accepted_status_list(run, real_uwsgi):
+    code, out = run({'socket': real_uwsgi['tcp'], 'path': '/missing', 'status_code': [200, 404]})
     assert code == 0 and out['status'] == 404
 
 
-def test_real_uwsgi_check_mode_still_asks(capsys, real_uwsgi):
-    code, out = run(capsys, {'socket': real_uwsgi['unix'], 'path': '/text'}, check_mode=True)
+def test_real_uwsgi_check_mode_still_asks(run, real_uwsgi):
+    code, out = run({'socket': real_uwsgi['unix'], 'path': '/text'}, check_mode=True)
     assert code == 0 and out['status'] == 200 and out['changed'] is False
 
 
-def test_real_uwsgi_head(capsys, real_uwsgi):
-    code, out = run(capsys, {'socket': real_uwsgi['unix'], 'path': '/text', 'method': 'HEAD'})
+def test_real_uwsgi_head(run, real_uwsgi):
+    code, out = run({'socket': real_uwsgi['unix'], 'path': '/text', 'method': 'HEAD'})
     assert code == 0 and out['status'] == 200 and out['body'] == ''
 
 
@@ -260,10 +257,10 @@ def test_build_packet_too_large():
     assert exc.value.reason == 'too_large'
 
 
-def test_chunked_body_is_decoded(capsys, fake):
+def test_chunked_body_is_decoded(run, fake):
     server = fake(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n'
                   b'5\r\n{"a":\r\n2\r\n1}\r\n0\r\n\r\n')
-    code, out = run(capsys, {'socket': server.path})
+    code, out = run({'socket': server.path})
     assert code == 0 and out['json'] == {'a': 1}
 
 
@@ -271,30 +268,30 @@ def test_chunked_body_is_decoded(capsys, fake):
     (b'', 'empty'),
     (b'garbage that is not http', 'not_http'),
 ])
-def test_bad_answers_fail_with_reason(capsys, fake, reply, reason):
+def test_bad_answers_fail_with_reason(run, fake, reply, reason):
     server = fake(reply)
-    code, out = run(capsys, {'socket': server.path, 'path': '/healthz'})
+    code, out = run({'socket': server.path, 'path': '/healthz'})
     assert code == 1
     assert out['reason_code'] == reason
     assert server.path in out['msg'] and '/healthz' in out['msg']
 
 
-def test_timeout(capsys, fake):
+def test_timeout(run, fake):
     server = fake(b'HTTP/1.1 200 OK\r\n\r\nlate', delay=3)
     started = time.time()
-    code, out = run(capsys, {'socket': server.path, 'timeout': 0.5})
+    code, out = run({'socket': server.path, 'timeout': 0.5})
     assert code == 1 and out['reason_code'] == 'timeout'
     assert time.time() - started < 2.5
 
 
-def test_refused_tcp(capsys):
-    code, out = run(capsys, {'socket': '127.0.0.1:%d' % free_port()})
+def test_refused_tcp(run):
+    code, out = run({'socket': '127.0.0.1:%d' % free_port()})
     assert code == 1 and out['reason_code'] == 'refused'
     assert 'is the uWSGI instance running' in out['msg']
 
 
-def test_missing_unix_socket(capsys, tmp_path):
-    code, out = run(capsys, {'socket': str(tmp_path / 'nope.sock')})
+def test_missing_unix_socket(run, tmp_path):
+    code, out = run({'socket': str(tmp_path / 'nope.sock')})
     assert code == 1 and out['reason_code'] == 'missing'
 
 
@@ -303,13 +300,13 @@ def test_missing_unix_socket(capsys, tmp_path):
     ({'path': 'healthz'}, 'path must start with /'),
     ({'server_port': 0}, 'server_port must be between'),
 ])
-def test_bad_input(capsys, args, needle):
-    code, out = run(capsys, dict({'socket': '/nonexistent.sock'}, **args))
+def test_bad_input(run, args, needle):
+    code, out = run(dict({'socket': '/nonexistent.sock'}, **args))
     assert code == 1 and needle in out['msg']
 
 
-def test_post_is_not_offered(capsys):
-    code, out = run(capsys, {'socket': '/nonexistent.sock', 'method': 'POST'})
+def test_post_is_not_offered(run):
+    code, out = run({'socket': '/nonexistent.sock', 'method': 'POST'})
     assert code == 1 and 'method' in out['msg']
 
 

@@ -6,24 +6,20 @@
 
 from __future__ import absolute_import, division, print_function
 
+import functools
 import json
 import os
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.webstack.django_uwsgi.plugins.modules import uwsgi_stats
 
 
-def run(capsys, args, check_mode=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            uwsgi_stats.main()
-    out = json.loads(capsys.readouterr().out)
-    return exc.value.code, out
+@pytest.fixture
+def run(run_module):
+    """run(args, check_mode=False) -> (exit code, result) of uwsgi_stats."""
+    return functools.partial(run_module, uwsgi_stats.main)
 
 
 def counts(doc, values):
@@ -35,9 +31,9 @@ def counts(doc, values):
 
 
 @pytest.mark.parametrize('check_mode', [False, True])
-def test_one_snapshot(capsys, stats_server, fixture_doc, check_mode):
+def test_one_snapshot(run, stats_server, fixture_doc, check_mode):
     server = stats_server('unix', fixture_doc('basic'))
-    rc, out = run(capsys, {'socket': server.address, 'min_requests': 10}, check_mode)
+    rc, out = run({'socket': server.address, 'min_requests': 10}, check_mode)
     assert rc == 0, out
     assert out['changed'] is False
     assert len(out['workers']) == 4
@@ -48,10 +44,10 @@ def test_one_snapshot(capsys, stats_server, fixture_doc, check_mode):
     assert out['listen_queue'] == 0
 
 
-def test_sampled_window_and_string_socket_list(capsys, stats_server, fixture_doc):
+def test_sampled_window_and_string_socket_list(run, stats_server, fixture_doc):
     seq = [counts(fixture_doc('basic'), [0, 0, 0, 0]), counts(fixture_doc('basic'), [60, 50, 50, 40])]
     server = stats_server('tcp', lambda: seq.pop(0) if len(seq) > 1 else seq[0], 'http')
-    rc, out = run(capsys, {'socket': server.address, 'sample_seconds': 0.2, 'max_share_ratio': 1.5,
+    rc, out = run({'socket': server.address, 'sample_seconds': 0.2, 'max_share_ratio': 1.5,
                            'min_requests': 100})
     assert rc == 0, out
     assert out['balance']['requests'] == 200
@@ -61,10 +57,10 @@ def test_sampled_window_and_string_socket_list(capsys, stats_server, fixture_doc
     assert out['instances'][0]['window_seconds'] >= 0.2
 
 
-def test_imbalanced_fails_with_figures(capsys, stats_server, fixture_doc):
+def test_imbalanced_fails_with_figures(run, stats_server, fixture_doc):
     seq = [counts(fixture_doc('basic'), [0, 0, 0, 0]), counts(fixture_doc('basic'), [700, 100, 100, 100])]
     server = stats_server('unix', lambda: seq.pop(0) if len(seq) > 1 else seq[0])
-    rc, out = run(capsys, {'socket': [server.address], 'sample_seconds': 0.1, 'max_share_ratio': 1.5})
+    rc, out = run({'socket': [server.address], 'sample_seconds': 0.1, 'max_share_ratio': 1.5})
     assert rc == 1
     assert out['failed'] is True
     assert out['msg'].startswith('imbalanced: worker 1 served 70.0% of 1000 requests')
@@ -73,28 +69,28 @@ def test_imbalanced_fails_with_figures(capsys, stats_server, fixture_doc):
     assert 'table' in out
 
 
-def test_imbalanced_without_bound_only_reports(capsys, stats_server, fixture_doc):
+def test_imbalanced_without_bound_only_reports(run, stats_server, fixture_doc):
     seq = [counts(fixture_doc('basic'), [0, 0, 0, 0]), counts(fixture_doc('basic'), [700, 100, 100, 100])]
     server = stats_server('unix', lambda: seq.pop(0) if len(seq) > 1 else seq[0])
-    rc, out = run(capsys, {'socket': server.address, 'sample_seconds': 0.1})
+    rc, out = run({'socket': server.address, 'sample_seconds': 0.1})
     assert rc == 0
     assert out['balance']['verdict'] == 'imbalanced'
     assert out['balance']['max_share_ratio'] == 1.5
 
 
-def test_light_traffic_never_fails(capsys, stats_server, fixture_doc):
+def test_light_traffic_never_fails(run, stats_server, fixture_doc):
     seq = [counts(fixture_doc('basic'), [0, 0, 0, 0]), counts(fixture_doc('basic'), [20, 0, 0, 0])]
     server = stats_server('unix', lambda: seq.pop(0) if len(seq) > 1 else seq[0])
-    rc, out = run(capsys, {'socket': server.address, 'sample_seconds': 0.1, 'max_share_ratio': 1.1,
+    rc, out = run({'socket': server.address, 'sample_seconds': 0.1, 'max_share_ratio': 1.1,
                            'min_requests': 100})
     assert rc == 0
     assert out['balance']['verdict'] == 'insufficient_traffic'
     assert out['balance']['ratio'] == 4.0
 
 
-def test_missing_socket_message(capsys, sockdir):
+def test_missing_socket_message(run, sockdir):
     path = os.path.join(sockdir, 'gone.sock')
-    rc, out = run(capsys, {'socket': path})
+    rc, out = run({'socket': path})
     assert rc == 1
     assert out['msg'].startswith('stats socket %s does not exist' % path)
     assert out['reason'] == 'missing'
@@ -102,9 +98,9 @@ def test_missing_socket_message(capsys, sockdir):
     assert 'Traceback' not in json.dumps(out)
 
 
-def test_not_json_message(capsys, stats_server):
+def test_not_json_message(run, stats_server):
     server = stats_server('unix', b'\x00\x15\x00\x00uwsgi packet')
-    rc, out = run(capsys, {'socket': server.address})
+    rc, out = run({'socket': server.address})
     assert rc == 1
     assert 'is not JSON' in out['msg'] and 'uwsgi packet' in out['msg']
 
@@ -117,15 +113,15 @@ def test_not_json_message(capsys, stats_server):
     ({'socket': ['']}, 'at least one stats server'),
     ({'socket': 'https://127.0.0.1:9191'}, 'TLS'),
 ])
-def test_bad_arguments(capsys, args, fragment):
+def test_bad_arguments(run, args, fragment):
     params = {'socket': '/run/uwsgi/web1/stats.sock'}
     params.update(args)
-    rc, out = run(capsys, params)
+    rc, out = run(params)
     assert rc == 1
     assert fragment in out['msg']
 
 
-def test_required_socket(capsys):
-    rc, out = run(capsys, {})
+def test_required_socket(run):
+    rc, out = run({})
     assert rc == 1
     assert 'socket' in out['msg']
