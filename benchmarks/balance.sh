@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Worker balance of the demo app under the same CPU-bound load, in one run, for:
+#   a  seed 000's hand-written instance (8 processes x 20 threads, no thunder-lock)
+#   b  the collection's defaults for one instance (4 processes x 2 threads, thunder-lock)
+#   c  two default instances behind nginx, round robin (site.yml's default)
+#   d  two default instances behind nginx, least_conn
+#   e  two default instances behind the uWSGI fastrouter
+# One systemd container (Debian, host network, every port 127.0.0.1:186xx) is
+# converged with playbooks/site.yml and benchmarks/configs/<config>.yml per
+# configuration; tests/load/loadgen.py sends GET /cpu?ms=N through nginx at
+# each concurrency level; per-worker request counts come from the stats
+# servers, read before and after each run with the collection's uwsgi_stats
+# code. Writes benchmarks/results/balance.{json,md,png} and prints the table.
+#
+#   benchmarks/balance.sh
+# Environment: BENCH_CONFIGS ("a b c d e"), BENCH_CONCURRENCY (1,4,16),
+# BENCH_DURATION (seconds per level, 20), BENCH_CPU_MS (10), BENCH_KEEP=1
+# keeps the container, WEBSTACK_DISTRO (bookworm or trixie).
+# Exits non-zero only when the benchmark could not run; slow is not a failure.
+source "$(dirname "${BASH_SOURCE[0]}")/../tools/lib.sh"
+
+BENCH_HOST="webstack-bench"
+BENCH_URL="http://127.0.0.1:18680"
+BENCH_CONFIGS="${BENCH_CONFIGS:-a b c d e}"
+BENCH_CONCURRENCY="${BENCH_CONCURRENCY:-1,4,16}"
+BENCH_DURATION="${BENCH_DURATION:-20}"
+BENCH_CPU_MS="${BENCH_CPU_MS:-10}"
+export WEBSTACK_DISTRO="${WEBSTACK_DISTRO:-bookworm}"
+
+BENCH_DIR="$WEBSTACK_ROOT/benchmarks"
+RUNS="$WEBSTACK_ROOT/build/benchmarks/balance"
+PROBE_DIR="/tmp/webstack-bench"          # in the container (measure.py knows it too)
+SEED_DIR="/run/uwsgi-seed"               # seed.ini's stats socket and pidfile
+started_at="$(date +%s)"
+
+# config -> vars file, stats sockets, expected instances, one-line description
+declare -A VARS=(
+  [a]=a-seed.yml [b]=b-defaults.yml [c]=c-two-rr.yml [d]=d-two-least-conn.yml [e]=e-two-fastrouter.yml)
+declare -A SOCKETS=(
+  [a]="$SEED_DIR/stats.sock"
+  [b]="/run/uwsgi/web1/stats.sock"
+  [c]="/run/uwsgi/web1/stats.sock /run/uwsgi/web2/stats.sock"
+  [d]="/run/uwsgi/web1/stats.sock /run/uwsgi/web2/stats.sock"
+  [e]="/run/uwsgi/web1/stats.sock /run/uwsgi/web2/stats.sock")
+declare -A DESCRIBE=(
+  [a]="seed 000: one hand-written instance, 8 processes x 20 threads, enable-threads, lazy-apps, no thunder-lock, nginx"
+  [b]="collection defaults, one instance: 4 processes x 2 threads, thunder-lock, lazy-apps, nginx"
+  [c]="two default instances (2 x 4 processes x 2 threads), nginx upstream round robin"
+  [d]="two default instances (2 x 4 processes x 2 threads), nginx upstream least_conn"
+  [e]="two default instances (2 x 4 processes x 2 threads), uWSGI fastrouter (wrr)")
+
+bash "$WEBSTACK_ROOT/tools/venv.sh"
+use_venv
+link_collection
+bash "$WEBSTACK_ROOT/tools/docker.sh"
+bash "$WEBSTACK_ROOT/tests/images/build.sh" "$WEBSTACK_DISTRO"
+
+for config in $BENCH_CONFIGS; do
+  [ -n "${VARS[$config]:-}" ] || die "unknown configuration '$config' in BENCH_CONFIGS (known: a b c d e)"
+done
+
+platforms="{\"molecule_yml\": {\"platforms\": [{\"name\": \"$BENCH_HOST\"}]}}"
+in_host() { docker exec "$BENCH_HOST" "$@"; }
+
+# The seed instance is the one process this script starts in the container;
+# it is stopped by the pid in its pidfile, then waited for (bounded).
+seed_stop() {
+  local pid
+  pid="$(in_host cat "$SEED_DIR/master.pid" 2>/dev/null || true)"
+  [ -n "$pid" ] || return 0
+  in_host kill -INT "$pid" 2>/dev/null || true
+  for _ in $(seq 1 30); do
+    in_host kill -0 "$pid" 2>/dev/null || { in_host rm -f "$SEED_DIR/master.pid"; return 0; }
+    sleep 1
+  done
+  log "seed master $pid did not stop within 30 s; killing it"
+  in_host kill -KILL "$pid" 2>/dev/null || true
+  in_host rm -f "$SEED_DIR/master.pid"
+}
+
+seed_start() {
+  log "a: stopping the role's stand-in instance, starting configs/seed.ini on the same socket"
+  in_host supervisorctl stop uwsgi-web1 >/dev/null
+  seed_stop
+  in_host install -d -o demo -g demo -m 0750 "$SEED_DIR"
+  docker cp "$BENCH_DIR/configs/seed.ini" "$BENCH_HOST:/etc/uwsgi/seed.ini" >/dev/null
+  # Same release, virtualenv and environment (secrets) as the role's instances.
+  in_host /srv/demo/bin/envexec /srv/demo/current/venv/bin/uwsgi --ini /etc/uwsgi/seed.ini:secstats
+  for _ in $(seq 1 30); do
+    in_host test -S "$SEED_DIR/stats.sock" && return 0
+    sleep 1
+  done
+  in_host tail -n 30 /var/log/uwsgi/seed.log >&2 || true
+  die "the seed instance did not open its stats socket within 30 s (log above)"
+}
+
+cleanup() {
+  local status=$?
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    log "BENCH_KEEP=1: keeping the container $BENCH_HOST (remove it: BENCH_KEEP=0 re-run, or docker rm -f $BENCH_HOST)"
+  elif docker container inspect "$BENCH_HOST" >/dev/null 2>&1; then
+    log "removing the container $BENCH_HOST"
+    ansible-playbook "$WEBSTACK_ROOT/molecule/shared/destroy.yml" -e "$platforms" >/dev/null \
+      || docker rm -f "$BENCH_HOST" >/dev/null 2>&1 || true
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "starting the benchmark host $BENCH_HOST (Debian $WEBSTACK_DISTRO, systemd, host network)"
+ansible-playbook "$WEBSTACK_ROOT/molecule/shared/create.yml" -e "$platforms" >/dev/null \
+  || die "could not start the container $BENCH_HOST"
+in_host mkdir -p "$PROBE_DIR"
+docker cp "$WEBSTACK_ROOT/plugins/module_utils/uwsgi_stats.py" "$BENCH_HOST:$PROBE_DIR/uwsgi_stats.py" >/dev/null
+docker cp "$BENCH_DIR/lib/stats_probe.py" "$BENCH_HOST:$PROBE_DIR/stats_probe.py" >/dev/null
+
+rm -rf "$RUNS"
+mkdir -p "$RUNS"
+python "$BENCH_DIR/lib/report.py" facts --container "$BENCH_HOST" --out "$RUNS/facts.json"
+
+for config in $BENCH_CONFIGS; do
+  log "$config: converging playbooks/site.yml with benchmarks/configs/${VARS[$config]}"
+  t0="$(date +%s)"
+  # A host left over from an earlier run may still run the seed instance.
+  seed_stop
+  if ! ansible-playbook -i "$BENCH_DIR/inventory" -e "@$BENCH_DIR/configs/${VARS[$config]}" \
+      "$WEBSTACK_ROOT/playbooks/site.yml" >"$RUNS/converge-$config.log" 2>&1; then
+    tail -n 40 "$RUNS/converge-$config.log" >&2
+    die "$config: site.yml failed (full log: $RUNS/converge-$config.log)"
+  fi
+  log "$config: converged in $(( $(date +%s) - t0 )) s ($(grep -A1 'PLAY RECAP' "$RUNS/converge-$config.log" | tail -n1 | tr -s ' '))"
+  if [ "$config" = a ]; then seed_start; fi
+  read -r -a sockets <<<"${SOCKETS[$config]}"
+  socket_args=()
+  for s in "${sockets[@]}"; do socket_args+=(--socket "$s"); done
+  python "$BENCH_DIR/lib/measure.py" --config "$config" --describe "${DESCRIBE[$config]}" \
+    --container "$BENCH_HOST" --url "$BENCH_URL" "${socket_args[@]}" --expect-instances "${#sockets[@]}" \
+    --concurrency "$BENCH_CONCURRENCY" --duration "$BENCH_DURATION" --cpu-ms "$BENCH_CPU_MS" \
+    --out-dir "$RUNS" || die "$config: the measurement could not be made"
+  if [ "$config" = a ]; then seed_stop; fi
+done
+
+python "$BENCH_DIR/lib/report.py" balance --runs "$RUNS" --title "Worker balance" \
+  --out-prefix "$BENCH_DIR/results/balance" --elapsed "$(( $(date +%s) - started_at ))"
+log "results: benchmarks/results/balance.json, balance.md, balance.png (raw runs: $RUNS)"
