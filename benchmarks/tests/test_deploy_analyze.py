@@ -1,0 +1,66 @@
+# Copyright (c) webstack.django_uwsgi maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""benchmarks/deploy/analyze.py: windows, figures and timeline on a synthetic record."""
+
+import importlib.util
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_SPEC = importlib.util.spec_from_file_location("deploy_analyze", os.path.join(HERE, "..", "deploy", "analyze.py"))
+analyze = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(analyze)
+
+T0 = 1000.0
+
+
+def rec(t, outcome="ok", latency=10.0, status=200, error=None):
+    return {"t": t, "kind": "http", "path": "/cpu?ms=2", "outcome": outcome, "status": status,
+            "latency_ms": latency, "error": error}
+
+
+def scenario():
+    records = [rec(T0 + i * 0.1) for i in range(100)]                      # steady: 10 s, 10 ms
+    records += [rec(T0 + 10 + i * 0.1, latency=100.0) for i in range(20)]  # deploy: 2 s, slow
+    records += [rec(T0 + 10.5, "conn_error", None, None, "ConnectionRefusedError: refused")]
+    records += [rec(T0 + 11.0, "http_error", 5.0, 502)]
+    records += [rec(T0 + 12 + i * 0.1) for i in range(50)]                 # steady after
+    marks = [("steady-before-x", T0), ("x", T0 + 10), ("steady-after-x", T0 + 12)]
+    return records, marks, [("x", T0 + 10, T0 + 12)]
+
+
+def test_figures_compare_the_deploy_window_with_the_steady_one_before():
+    records, marks, deploys = scenario()
+    (row,) = analyze.figures(records, marks, deploys)
+    assert row["steady_window"] == "steady-before-x"
+    assert row["requests"] == 22 and row["errors"] == 2
+    assert row["connection_errors"] == 1 and row["non_2xx"] == 1 and row["timeouts"] == 0
+    assert row["steady_requests"] == 100 and row["steady_errors"] == 0
+    assert row["p99_ms"] == 100.0 and row["steady_p99_ms"] == 10.0 and row["p99_ratio"] == 10.0
+    assert row["duration_s"] == 2.0
+    assert "ConnectionRefusedError: refused" in row["error_samples"] and "502" in row["error_samples"]
+
+
+def test_timeline_bins_by_second():
+    records, _m, _d = scenario()
+    line = analyze.timeline(records, T0, T0 + 17)
+    assert len(line["ok"]) == 18
+    assert line["ok"][0] == 10 and line["errors"][10] == 1 and line["errors"][11] == 1
+    assert line["p99_ms"][10] == 100.0 and line["p99_ms"][0] == 10.0
+    assert sum(line["ok"]) + sum(line["errors"]) == len(records)
+
+
+def test_main_writes_json_markdown_and_png(tmp_path):
+    records, marks, _d = scenario()
+    load = {"config": {"rate": 10}, "started": T0, "stopped": T0 + 17, "marks": [list(m) for m in marks],
+            "summary": {"requests": len(records), "errors": 2, "rps": 10.0, "p50_ms": 10.0, "p99_ms": 100.0},
+            "requests": records}
+    (tmp_path / "load.json").write_text(json.dumps(load))
+    (tmp_path / "deploys").write_text("x %s %s\n" % (T0 + 10, T0 + 12))
+    analyze.main(["--load", str(tmp_path / "load.json"), "--deploys", str(tmp_path / "deploys"),
+                  "--out", str(tmp_path / "deploy")])
+    doc = json.loads((tmp_path / "deploy.json").read_text())
+    assert doc["deploys"][0]["errors"] == 2
+    assert (tmp_path / "deploy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| x | 2.0 | 22 | 1 | 1 | 0 |" in (tmp_path / "deploy.md").read_text()
