@@ -7,6 +7,9 @@
    naming the import error (its preflight import refuses it before the
    flip), that host is still on v2 with every worker accepting, the second
    host never left v2, the load saw no error.
+   The same with the preflight off: the chain stalls on the first worker,
+   current goes back to v2 and the chain finishes on it, the host fails
+   naming instance, worker and the import error, with no error under load.
 3. rollback.yml: back to the release before v2, under load.
 4. Bad input fails before any host is touched.
 
@@ -240,6 +243,34 @@ def test_broken_v3_fails_on_the_first_host_and_hurts_no_one(releases):
     second_play = run.text.split("PLAY [Roll the release out", 1)[1].split("PLAY RECAP", 1)[0]
     assert "[rollout-app2]" not in second_play
     assert all_pids() == before
+    assert summary["errors"] == 0, summary["error_samples"]
+
+
+def test_broken_v3_past_the_preflight_is_put_back_by_the_chain(releases):
+    """The Failure contract itself: with the preflight off, v3 reaches the
+    chain; the chain stalls on the first worker, current goes back to v2, the
+    chain finishes on v2, the host fails naming instance, worker and the
+    import error, and the second host is not touched."""
+    load = Load("v3-chain")
+    load.mark("rollout")
+    run = playbook("rollout.yml", "-e", f"rollout_source={releases['v3']}", "-e", "rollout_release_id=v3",
+                   "-e", "rollout_preflight=false")
+    summary = load.stop()
+    print(run.text[-6000:])
+    record("v3-chain", figures(summary, host_durations(run.stdout), run.seconds))
+    assert run.returncode != 0
+    message = re.search(r"Rollout of release v3 failed on host (\S+), instance (\S+), worker (\S+?):.*", run.text)
+    assert message, run.text[-4000:]
+    assert message.groups()[:2] == ("rollout-app1", "web1")
+    assert message.group(3).isdigit(), message.group(0)
+    assert "v3 is broken on purpose" in message.group(0)
+    assert current_release("rollout-app1") == "v2"
+    for instance in APP_HOSTS["rollout-app1"]:
+        assert accepting("rollout-app1", instance)
+        assert {a["release"] for a in instance_healthz("rollout-app1", instance)} == {"v2"}
+    assert current_release("rollout-app2") == "v2"
+    second_play = run.text.split("PLAY [Roll the release out", 1)[1].split("PLAY RECAP", 1)[0]
+    assert "[rollout-app2]" not in second_play
     assert summary["errors"] == 0, summary["error_samples"]
 
 
