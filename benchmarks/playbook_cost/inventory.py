@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Inventory and container list of one playbook-cost run: a front and N app hosts.
+
+The containers share the machine's network (molecule/shared/create.yml), so
+every listening socket is on 127.0.0.1 and each app host gets its own ports
+in the 187xx range:
+
+    18780            nginx on the front (pcost-front)
+    18710 + i        uWSGI instance web1 of app host i (pcost-app<i>)
+    18730 + i        the daphne process of app host i
+
+Each app host is kept light: one uWSGI instance of 2 processes and one daphne
+process, so that 4 app hosts fit a 2-core machine.
+
+    inventory.py --hosts N --out DIR     writes DIR/inventory.yml and DIR/platforms.json
+    inventory.py --names N               prints every container name up to N app hosts
+"""
+import argparse
+import json
+import os
+import sys
+
+PREFIX = "pcost"
+FRONT = f"{PREFIX}-front"
+FRONT_PORT = 18780
+UWSGI_PORT_BASE = 18710
+DAPHNE_PORT_BASE = 18730
+MAX_HOSTS = 9  # ports 18711-18719 and 18731-18739
+ADDRESS = "127.0.0.1"
+
+
+def app_name(i):
+    return f"{PREFIX}-app{i}"
+
+
+def container_names(hosts):
+    return [FRONT] + [app_name(i) for i in range(1, hosts + 1)]
+
+
+def platforms(hosts):
+    """Extra vars for molecule/shared/{create,destroy}.yml."""
+    return {
+        "molecule_yml": {"platforms": [{"name": name} for name in container_names(hosts)]},
+        "molecule_scenario_name": "playbook_cost",
+    }
+
+
+def inventory(hosts):
+    if not 1 <= hosts <= MAX_HOSTS:
+        raise ValueError(f"number of app hosts must be 1..{MAX_HOSTS}, got {hosts}")
+    connection = {
+        "ansible_connection": "community.docker.docker",
+        "ansible_python_interpreter": "/usr/bin/python3",
+    }
+    # Connection details as host variables (not group vars of all), so that the
+    # tasks the roles delegate to localhost stay local (as tools/demo.sh does).
+    app_hosts = {}
+    for i in range(1, hosts + 1):
+        app_hosts[app_name(i)] = dict(
+            connection,
+            uwsgi_instances=[{"name": "web1", "processes": 2, "socket": f"{ADDRESS}:{UWSGI_PORT_BASE + i}"}],
+            daphne_port_base=DAPHNE_PORT_BASE + i,
+        )
+    return {
+        "all": {
+            "vars": {
+                "django_app_name": "demo",
+                "django_app_allowed_hosts": ["localhost", ADDRESS],
+                "nginx_front_listen_port": FRONT_PORT,
+                "nginx_front_listen_addresses": [ADDRESS],
+                # The hosts share one loopback (host network): the front may use
+                # the app hosts' 127.0.0.1 sockets.
+                "nginx_front_app_hosts_share_loopback": True,
+                "daphne_processes": 1,
+                "daphne_bind": "tcp",
+                "daphne_host": ADDRESS,
+            },
+            "children": {
+                "django_uwsgi_front": {"hosts": {FRONT: dict(connection)}},
+                "django_uwsgi_app": {"hosts": app_hosts},
+            },
+        }
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, help="number of app hosts")
+    parser.add_argument("--out", help="directory for inventory.yml and platforms.json")
+    parser.add_argument("--names", type=int, metavar="N", help="print the container names up to N app hosts")
+    args = parser.parse_args(argv)
+    if args.names is not None:
+        print(" ".join(container_names(args.names)))
+        return 0
+    if args.hosts is None or not args.out:
+        parser.error("--hosts and --out are required")
+    os.makedirs(args.out, exist_ok=True)
+    # JSON is YAML: no PyYAML needed to write the inventory.
+    with open(os.path.join(args.out, "inventory.yml"), "w", encoding="utf-8") as handle:
+        json.dump(inventory(args.hosts), handle, indent=1)
+        handle.write("\n")
+    with open(os.path.join(args.out, "platforms.json"), "w", encoding="utf-8") as handle:
+        json.dump(platforms(args.hosts), handle, indent=1)
+        handle.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
