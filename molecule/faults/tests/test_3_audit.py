@@ -142,6 +142,31 @@ def test_secret_is_in_no_verbose_play_output_and_check_mode_is_clean():
     assert recap and all(n == "0" for n in recap), out.stdout[-3000:]
 
 
+def app_headers(instance, path):
+    """[(name, value)] of the app's own response to GET path, straight from an instance's socket (as root)."""
+    code = ("import socket,struct,sys\n"
+            "v={'REQUEST_METHOD':'GET','PATH_INFO':sys.argv[2],'QUERY_STRING':'','SERVER_NAME':'localhost',"
+            "'SERVER_PORT':'80','SERVER_PROTOCOL':'HTTP/1.1','HTTP_HOST':'localhost','wsgi.url_scheme':'http'}\n"
+            "b=b''.join(struct.pack('<H',len(x))+x for kv in v.items() for x in (kv[0].encode(),kv[1].encode()))\n"
+            "s=socket.socket(socket.AF_UNIX);s.settimeout(10);s.connect(sys.argv[1])\n"
+            "s.sendall(struct.pack('<BHB',0,len(b),0)+b);d=b''\n"
+            "while True:\n c=s.recv(65536)\n if not c: break\n d+=c\n"
+            "sys.stdout.write(d.split(b'\\r\\n\\r\\n')[0].decode())")
+    head = docker("python3", "-c", code, f"/run/uwsgi/{instance}/uwsgi.sock", path).stdout.splitlines()
+    assert head and head[0].startswith("HTTP/1.1 200"), head
+    return [tuple(part.strip() for part in line.split(":", 1)) for line in head[1:]]
+
+
+@pytest.mark.parametrize("instance", INSTANCES)
+def test_app_sends_its_own_security_headers(instance):
+    """Django sends X-Frame-Options DENY and the others itself: without uwsgi_hide_header in the
+    front, each would go out twice (the app's copy and the front's); the test below sees them once."""
+    sent = app_headers(instance, "/healthz")
+    names = [name for name, _ in sent]
+    assert ("X-Frame-Options", "DENY") in sent, sent
+    assert [n for n in SECURITY_HEADERS if n in names] == list(SECURITY_HEADERS), sent
+
+
 @pytest.mark.parametrize("path", ["/", "/healthz", "/static/", "/static/no-such-file.css", "/no-such-page/"])
 def test_nginx_hides_its_version_and_sends_security_headers(path):
     try:
