@@ -15,7 +15,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 set +e
 
-SCENARIOS="${WEBSTACK_SCENARIOS:-default:bookworm,trixie fastrouter:bookworm}"
+SCENARIOS="${WEBSTACK_SCENARIOS:-default:bookworm,trixie fastrouter:bookworm rollout:bookworm}"
 # Releases each scenario runs on, and all of them (for the image stage).
 declare -A scenario_distros=()
 ordered_scenarios=()
@@ -71,7 +71,7 @@ stage docker "" bash "$WEBSTACK_ROOT/tools/docker.sh"
 stage images docker bash "$WEBSTACK_ROOT/tests/images/build.sh" $DISTROS
 stage lint tooling bash "$WEBSTACK_ROOT/tools/lint.sh"
 stage sanity tooling bash "$WEBSTACK_ROOT/tools/sanity.sh"
-stage pytest tooling bash -c 'source "$0/tools/env.sh" && cd "$0" && pytest -p no:cacheprovider -q tests/unit tests/integration/modules tests/collection' "$WEBSTACK_ROOT"
+stage pytest tooling bash -c 'source "$0/tools/env.sh" && cd "$0" && pytest -p no:cacheprovider -q tests/unit tests/integration/modules tests/collection benchmarks/tests' "$WEBSTACK_ROOT"
 for scenario in "${ordered_scenarios[@]}"; do
   for distro in ${scenario_distros[$scenario]}; do
     stage "molecule-$scenario-$distro" tooling,images bash "$WEBSTACK_ROOT/tools/molecule.sh" "$scenario" "$distro" test

@@ -279,6 +279,7 @@ def test_rollback_returns_to_the_first_release_under_load(initial):
     load.mark("rollout")
     run = playbook("rollback.yml")
     summary = load.stop()
+    print(run.text[-6000:])
     record("rollback", figures(summary, host_durations(run.stdout), run.seconds))
     assert run.returncode == 0, run.stdout[-4000:]
     assert summary["errors"] == 0, summary["error_samples"]
