@@ -118,7 +118,7 @@ def test_touch_chain_reload(run, stats_server, fixture_doc, sockdir, watcher_thr
     os.utime(trigger, (time.time() - 10, time.time() - 10))
     watcher_thread(watch_mtime, trigger, master)
     rc, out = run({'socket': server.address, 'touch_file': trigger, 'poll_interval': 0.05,
-                           'worker_timeout': 5, 'timeout': 20})
+                   'worker_timeout': 5, 'timeout': 20})
     assert rc == 0, out
     assert out['changed'] is True
     assert out['trigger'] == 'touch:%s' % trigger
@@ -138,7 +138,7 @@ def test_fifo_chain_reload_with_cheap_workers(run, stats_server, fixture_doc, so
     watcher_thread(watch_fifo, fifo, master, opened)
     assert opened.wait(5)
     rc, out = run({'socket': server.address, 'master_fifo': fifo, 'poll_interval': 0.05,
-                           'worker_timeout': 5})
+                   'worker_timeout': 5})
     assert rc == 0, out
     assert out['trigger'] == 'fifo:%s' % fifo
     assert sorted(out['new_pids']) == ['1', '2']
@@ -169,7 +169,7 @@ def test_stall_names_worker_and_quotes_log(run, stats_server, fixture_doc, sockd
     watcher_thread(watch_mtime, trigger, master)
     started = time.time()
     rc, out = run({'socket': server.address, 'touch_file': trigger, 'poll_interval': 0.05,
-                           'worker_timeout': 10, 'max_respawns': 3, 'log_file': log})
+                   'worker_timeout': 10, 'max_respawns': 3, 'log_file': log})
     assert rc == 1
     assert time.time() - started < 10
     assert out['changed'] is True

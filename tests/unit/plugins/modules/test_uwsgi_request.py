@@ -180,8 +180,8 @@ def fake():
 @pytest.mark.parametrize('kind', ['unix', 'tcp'])
 def test_real_uwsgi_json(run, real_uwsgi, kind):
     code, out = run({'socket': real_uwsgi[kind], 'path': '/healthz?deep=1', 'host': 'example.com',
-                             'server_port': 8443, 'headers': {'X-Forwarded-Proto': 'https'},
-                             'extra_vars': {'HTTPS': 'on'}})
+                     'server_port': 8443, 'headers': {'X-Forwarded-Proto': 'https'},
+                     'extra_vars': {'HTTPS': 'on'}})
     assert code == 0, out
     assert out['changed'] is False
     assert out['status'] == 200 and out['reason'] == 'OK'

@@ -48,7 +48,7 @@ def test_sampled_window_and_string_socket_list(run, stats_server, fixture_doc):
     seq = [counts(fixture_doc('basic'), [0, 0, 0, 0]), counts(fixture_doc('basic'), [60, 50, 50, 40])]
     server = stats_server('tcp', lambda: seq.pop(0) if len(seq) > 1 else seq[0], 'http')
     rc, out = run({'socket': server.address, 'sample_seconds': 0.2, 'max_share_ratio': 1.5,
-                           'min_requests': 100})
+                   'min_requests': 100})
     assert rc == 0, out
     assert out['balance']['requests'] == 200
     assert out['balance']['ratio'] == 1.2
@@ -82,7 +82,7 @@ def test_light_traffic_never_fails(run, stats_server, fixture_doc):
     seq = [counts(fixture_doc('basic'), [0, 0, 0, 0]), counts(fixture_doc('basic'), [20, 0, 0, 0])]
     server = stats_server('unix', lambda: seq.pop(0) if len(seq) > 1 else seq[0])
     rc, out = run({'socket': server.address, 'sample_seconds': 0.1, 'max_share_ratio': 1.1,
-                           'min_requests': 100})
+                   'min_requests': 100})
     assert rc == 0
     assert out['balance']['verdict'] == 'insufficient_traffic'
     assert out['balance']['ratio'] == 4.0
