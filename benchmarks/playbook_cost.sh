@@ -19,6 +19,13 @@
 #   BENCH_RUN_TIMEOUT=1500   seconds one ansible-playbook run may take
 #   BENCH_FORKS=10           ansible forks (above N + 1, so hosts run in parallel)
 #   BENCH_OUT=DIR            results directory (default benchmarks/results)
+#   BENCH_UWSGI_WHEEL=1      uWSGI compiled once per machine (default), not per host and release:
+#                            each release venv also gets `wheel`, so the pip of Debian 12 builds a
+#                            wheel the pip cache keeps; the containers mount a pip cache of their own
+#                            (WEBSTACK_CACHE/playbook-cost/pip, so this uWSGI build, without OpenSSL,
+#                            never reaches the tests' cache), filled once by an untimed warm-up
+#                            host before the first timed run. 0: the collection as it is (every host
+#                            compiles uWSGI at every converge and rollout; the machine's pip cache).
 #   WEBSTACK_DISTRO          bookworm (default) or trixie
 # Slow results never fail it; it exits non-zero only when it could not run
 # (tooling, Docker, images, containers) or a playbook run failed.
@@ -29,6 +36,7 @@ BENCH_KEEP="${BENCH_KEEP:-0}"
 BENCH_RUN_TIMEOUT="${BENCH_RUN_TIMEOUT:-1500}"
 BENCH_FORKS="${BENCH_FORKS:-10}"
 BENCH_OUT="${BENCH_OUT:-$WEBSTACK_ROOT/benchmarks/results}"
+BENCH_UWSGI_WHEEL="${BENCH_UWSGI_WHEEL:-1}"
 export WEBSTACK_DISTRO="${WEBSTACK_DISTRO:-bookworm}"
 HERE="$WEBSTACK_ROOT/benchmarks/playbook_cost"
 WORK="$WEBSTACK_ROOT/build/playbook_cost"
@@ -41,6 +49,7 @@ for n in "${host_counts[@]}"; do
 done
 [ "$max_hosts" -gt 0 ] || die "BENCH_HOSTS is empty"
 [[ "$BENCH_RUN_TIMEOUT" =~ ^[0-9]+$ ]] || die "BENCH_RUN_TIMEOUT must be seconds"
+[[ "$BENCH_UWSGI_WHEEL" =~ ^[01]$ ]] || die "BENCH_UWSGI_WHEEL must be 0 or 1"
 
 bench_started=$EPOCHREALTIME
 bash "$WEBSTACK_ROOT/tools/venv.sh"
@@ -56,10 +65,30 @@ flock -n 9 || die "another benchmarks/playbook_cost.sh runs in this tree ($WORK/
 find "$WORK" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf {} +
 
 python "$HERE/inventory.py" --hosts "$max_hosts" --out "$WORK/all"
+inventory_flags=()
+if [ "$BENCH_UWSGI_WHEEL" = 1 ]; then
+  inventory_flags=(--uwsgi-wheel)
+  # The containers' pip cache: create.yml mounts $WEBSTACK_CACHE/pip.
+  bench_cache="$WEBSTACK_CACHE/playbook-cost"
+else
+  bench_cache="$WEBSTACK_CACHE"
+fi
+mkdir -p "$bench_cache/pip"
 
 destroy_all() {
-  timeout --kill-after=10 300 ansible-playbook "$WEBSTACK_ROOT/molecule/shared/destroy.yml" -e "@$WORK/all/platforms.json" \
-    >"$WORK/destroy.log" 2>&1 || { tail -n 20 "$WORK/destroy.log" >&2; return 1; }
+  local platforms
+  for platforms in "$WORK/all/platforms.json" "$WORK/warm/platforms.json"; do
+    [ -f "$platforms" ] || continue
+    timeout --kill-after=10 300 ansible-playbook "$WEBSTACK_ROOT/molecule/shared/destroy.yml" -e "@$platforms" \
+      >"$WORK/destroy.log" 2>&1 || { tail -n 20 "$WORK/destroy.log" >&2; return 1; }
+  done
+}
+
+# create_hosts DIR: start the containers of DIR/platforms.json, with the benchmark's pip cache.
+create_hosts() {
+  WEBSTACK_CACHE="$bench_cache" timeout --kill-after=10 600 \
+    ansible-playbook "$WEBSTACK_ROOT/molecule/shared/create.yml" -e "@$1/platforms.json" \
+    >"$1/create.log" 2>&1 || { tail -n 25 "$1/create.log" >&2; die "could not start the containers"; }
 }
 
 cleanup() {
@@ -98,6 +127,7 @@ python "$HERE/report.py" facts --out "$WORK/facts-start.json"
 log "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(docker ps -q | wc -l) containers running"
 
 failed=0
+warmup="not needed"
 # run LABEL DIR ANSIBLE-PLAYBOOK-ARGS...: one timed run, its log and summary.
 run() {
   local label="$1" dir="$2" start end wall rc=0
@@ -121,14 +151,42 @@ run() {
   return "$rc"
 }
 
+# Warm-up (BENCH_UWSGI_WHEEL=1), untimed, once per machine and uWSGI version:
+# the build steps of site.yml on one throwaway app host put the uWSGI wheel into
+# the benchmark's pip cache, so that every timed run finds the same cache.
+if [ "$BENCH_UWSGI_WHEEL" = 1 ]; then
+  uwsgi_version="$(python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["uwsgi_version"])' \
+    "$WEBSTACK_ROOT/roles/uwsgi/defaults/main.yml")"
+  marker="$bench_cache/pip/.webstack-playbook-cost-$WEBSTACK_DISTRO-uwsgi-$uwsgi_version"
+  if [ -f "$marker" ]; then
+    warmup="cached ($marker)"
+  else
+    log "warm-up (untimed): building uWSGI $uwsgi_version once into $bench_cache/pip"
+    python "$HERE/inventory.py" --warm --out "$WORK/warm" "${inventory_flags[@]}"
+    destroy_all || die "could not remove the previous containers"
+    create_hosts "$WORK/warm"
+    if run warmup "$WORK/warm" "$WEBSTACK_ROOT/playbooks/site.yml" \
+        --tags django_app_packages,django_app_user,django_app_config,django_app_release,uwsgi_install \
+        -e django_app_activate=false \
+       && find "$bench_cache/pip" -name "uWSGI-$uwsgi_version-*.whl" -o -name "uwsgi-$uwsgi_version-*.whl" | grep -q .; then
+      touch "$marker"
+      warmup="built in $(python -c "import json,sys; print(json.load(open(sys.argv[1]))['wall_seconds'])" "$WORK/warm/warmup.json") s"
+    else
+      failed=0
+      warmup="FAILED: the first timed run compiles uWSGI (see $WORK/warm/warmup.log)"
+      log "warm-up did not leave a uWSGI wheel in the cache: $warmup"
+    fi
+    destroy_all || die "could not remove the warm-up container"
+  fi
+fi
+
 for n in "${host_counts[@]}"; do
   dir="$WORK/hosts-$n"
-  python "$HERE/inventory.py" --hosts "$n" --out "$dir"
+  python "$HERE/inventory.py" --hosts "$n" --out "$dir" "${inventory_flags[@]}"
   log "$n app host(s): fresh containers ($(python "$HERE/inventory.py" --names "$n"))"
   destroy_all || die "could not remove the previous containers"
-  python "$HERE/report.py" pipcache "$WEBSTACK_CACHE/pip" --out "$dir/pip-cache.json"
-  timeout --kill-after=10 600 ansible-playbook "$WEBSTACK_ROOT/molecule/shared/create.yml" -e "@$dir/platforms.json" \
-    >"$dir/create.log" 2>&1 || { tail -n 25 "$dir/create.log" >&2; die "could not start the containers"; }
+  python "$HERE/report.py" pipcache "$bench_cache/pip" --out "$dir/pip-cache.json"
+  create_hosts "$dir"
 
   log "$n app host(s): site.yml, first converge"
   if run site-first "$dir" "$WEBSTACK_ROOT/playbooks/site.yml"; then
@@ -146,6 +204,7 @@ done
 python "$HERE/report.py" report --work "$WORK" --out "$BENCH_OUT" \
   --setting "hosts=$BENCH_HOSTS" --setting "distro=$WEBSTACK_DISTRO" --setting "forks=$BENCH_FORKS" \
   --setting "app_host=1 uWSGI instance x 2 processes, 1 daphne process" \
+  --setting "uwsgi_wheel=$BENCH_UWSGI_WHEEL" --setting "pip_cache=$bench_cache/pip" --setting "warmup=$warmup" \
   --setting "total_seconds=$(python -c "print(round($EPOCHREALTIME - $bench_started))")"
 log "results: $BENCH_OUT/playbook_cost.json, .md, .png (logs: $WORK)"
 [ "$failed" = 0 ] || die "a playbook run failed (see the logs above); the figures of that run are incomplete"

@@ -7,6 +7,7 @@ Pure functions, unit-tested in benchmarks/tests/test_playbook_cost_parse.py:
     count_task_lines(text)     TASK [...] and RUNNING HANDLER [...] banners
     parse_rollout_hosts(text)  rollout.yml's "<host>: release a -> b in N s" lines
     task_group(name)           the role a task belongs to (or what else it is)
+    merge_by_name(rows)        same-named tasks (dynamic includes, serial batches) summed
     summarize(text, wall_seconds, rc)   all of the above for one run
 
     parse.py LOG --wall SECONDS --rc RC --out RUN.json    (used by playbook_cost.sh)
@@ -104,10 +105,20 @@ def task_group(name):
     return "playbook"
 
 
+def merge_by_name(profile):
+    """[(name, seconds summed, count)] over same-named rows, slowest first."""
+    merged = {}
+    for name, seconds in profile:
+        total, count = merged.get(name, (0.0, 0))
+        merged[name] = (round(total + seconds, 2), count + 1)
+    return sorted(((name, total, count) for name, (total, count) in merged.items()),
+                  key=lambda row: row[1], reverse=True)
+
+
 def summarize(text, wall_seconds, rc, top=10):
     hosts = parse_recap(text)
     profile = parse_profile_tasks(text)
-    ordered = sorted(profile, key=lambda row: row[1], reverse=True)
+    ordered = merge_by_name(profile)
     by_group = {}
     for name, seconds in profile:
         group = task_group(name)
@@ -124,7 +135,9 @@ def summarize(text, wall_seconds, rc, top=10):
         "untimed_seconds": round(wall_seconds - profiled, 2),
         "seconds_by_group": dict(sorted(by_group.items(), key=lambda kv: kv[1], reverse=True)),
         "rollout_host_seconds": parse_rollout_hosts(text),
-        "top_tasks": [{"name": name, "seconds": seconds} for name, seconds in ordered[:top]],
+        # Same-named tasks merged: a task of a dynamic include is a new task per
+        # host and batch for profile_tasks (count: how many were merged).
+        "top_tasks": [{"name": name, "seconds": seconds, "count": count} for name, seconds, count in ordered[:top]],
     }
 
 

@@ -23,6 +23,11 @@ RUNS = [
 ]
 
 
+def short(name):
+    """A task name without the collection prefix of its role."""
+    return name.replace("webstack.django_uwsgi.", "")
+
+
 def _cmd(*argv):
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stdout.strip()
@@ -75,7 +80,9 @@ def pip_cache(path):
                 pass
             if name.endswith(".whl") and name.lower().startswith("uwsgi-"):
                 wheels.append(name)
-    return {"path": path, "files": files, "mib": round(size / 1024 / 1024, 1), "uwsgi_wheels": sorted(wheels)}
+    http = any(os.path.isdir(os.path.join(path, d)) for d in ("http", "http-v2"))
+    return {"path": path, "files": files, "mib": round(size / 1024 / 1024, 1), "uwsgi_wheels": sorted(wheels),
+            "http_cache": http}
 
 
 def slope(points):
@@ -149,7 +156,7 @@ def markdown(doc):
             wall = f"{run['wall_seconds']:.1f}" + ("" if run["rc"] == 0 else f" (rc {run['rc']})")
             lines.append(
                 f"| {n} | {label} | {wall} | {run['tasks']['task_banners']} | {totals.get('task_results', '')} "
-                f"| {totals.get('changed', '')} | {totals.get('failed', '')} | {top['name'][:60]} ({top['seconds']:.1f}) |")
+                f"| {totals.get('changed', '')} | {totals.get('failed', '')} | {short(top['name'])} ({top['seconds']:.1f}) |")
     lines += ["", "How time grows with the number of app hosts:", ""]
     for key, label in RUNS:
         g = doc["growth"].get(key)
@@ -172,7 +179,9 @@ def markdown(doc):
             run = doc["results"][largest].get(key)
             if not run:
                 continue
-            lines.append(f"- {label}: " + "; ".join(f"{t['name']} {t['seconds']:.1f}" for t in run["top_tasks"]))
+            lines.append(f"- {label}: " + "; ".join(
+                f"{short(t['name'])} {t['seconds']:.1f}" + (f" (x{t['count']})" if t.get("count", 1) > 1 else "")
+                for t in run["top_tasks"]))
     lines += ["", doc["notes"]["pip_cache"]]
     return "\n".join(lines) + "\n"
 
@@ -189,8 +198,10 @@ def plot(doc, path):
     ax = fig.add_subplot(grid[0, 0])
     for key, label in RUNS:
         pts = sorted((int(n), r[key]["wall_seconds"]) for n, r in results.items() if key in r)
+        per = doc["growth"].get(key, {}).get("seconds_per_added_host")
         if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                    label=label + (f" ({per:+.0f} s per added host)" if per is not None else ""))
             for x, y in pts:
                 ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel("app hosts (plus one front host)")
@@ -221,16 +232,16 @@ def plot(doc, path):
             ax.barh(labels, values, left=left, label=group, color=colors(index % 10))
             left = [a + b for a, b in zip(left, values)]
         ax.invert_yaxis()
-        ax.set_xlabel("seconds (profile_tasks, by role)")
-        ax.legend(fontsize=8, loc="lower right")
+        ax.set_xlabel("seconds (profile_tasks, by role; playbook: rollout.yml's own tasks)")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=4)
         ax.set_title(f"Where the time goes, {largest} app hosts")
 
         ax = fig.add_subplot(grid[1, :])
         rows = []
         for key, label in RUNS:
             for task in results[largest].get(key, {}).get("top_tasks", [])[:10]:
-                name = task["name"]
-                name = name if len(name) <= 70 else name[:67] + "..."
+                name = short(task["name"]) + (f" (x{task['count']})" if task.get("count", 1) > 1 else "")
+                name = name if len(name) <= 80 else name[:77] + "..."
                 rows.append((f"[{key}] {name}", task["seconds"], key))
         palette = {key: colors(i) for i, (key, _) in enumerate(RUNS)}
         ax.barh([r[0] for r in rows], [r[1] for r in rows], color=[palette[r[2]] for r in rows])
@@ -240,11 +251,31 @@ def plot(doc, path):
         ax.set_title(f"Top 10 slowest tasks per run, {largest} app hosts")
         ax.grid(axis="x", alpha=0.3)
     facts = doc["machine"]
-    fig.suptitle(f"webstack.django_uwsgi playbook cost - {facts['date']}, "
-                 f"{facts['nproc']} x {facts['cpu_model']}", fontsize=11)
+    fig.suptitle(f"webstack.django_uwsgi playbook cost - {facts['date']}, {facts['nproc']} x {facts['cpu_model']}, "
+                 f"load {facts['loadavg'][0]:.1f} at start; app host: {doc['settings'].get('app_host', '')}",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def pip_note(bench, results):
+    before = {n: r.get("pip_cache_before", {}) for n, r in results.items()}
+    held = "; ".join(f"before {n} host(s): {c.get('files', '?')} files, {c.get('mib', '?')} MiB, "
+                     f"uWSGI wheels {', '.join(c.get('uwsgi_wheels', [])) or 'none'}" for n, c in before.items())
+    if bench.get("uwsgi_wheel") == "1":
+        how = ("Containers mount the benchmark's own pip cache ({}); each release venv gets `wheel`, so uWSGI is "
+               "built once (warm-up: {}) and every host of every N installs the cached wheel: the same cache for "
+               "every N, so the comparison is fair.").format(bench.get("pip_cache", "?"), bench.get("warmup", "?"))
+    else:
+        how = ("Containers mount the machine's pip cache ({}), as the tests do. The collection as it is: on Debian 12 "
+               "the release venv's pip 23.0 has no `wheel`, installs uWSGI the legacy way and caches no build, so "
+               "every host compiles uWSGI at its first converge and again at each rollout.").format(
+                   bench.get("pip_cache", "?"))
+    if before and not any(c.get("http_cache") for c in before.values()):
+        how += (" The cache holds no HTTP downloads (no http/ directory): here every requirement is downloaded "
+                "from the index at each venv build.")
+    return f"pip cache: {how} Cache held: {held}."
 
 
 def build(work, bench):
@@ -264,10 +295,7 @@ def build(work, bench):
                         for n, r in results.items() if "site-again" in r},
         "largest_hosts": max(complete, key=int) if complete else (max(results, key=int) if results else None),
         "notes": {
-            "pip_cache": (
-                "Every container mounts the machine's pip cache (WEBSTACK_CACHE/pip, molecule/shared/vars/platform.yml): "
-                "venv builds reuse downloaded and built wheels (uWSGI compiles once per machine). It is the same "
-                "mount for every N, so the comparison is fair; hosts-<N>.pip_cache_before says what it held."),
+            "pip_cache": pip_note(bench, results),
             "times": ("wall_seconds: the whole ansible-playbook run; profile_tasks times are wall time per task "
                       "across all hosts at once (summed over batches under serial); untimed_seconds is start-up."),
             "tasks": ("task_banners: TASK lines printed (a task run in N serial batches counts N times); "

@@ -96,6 +96,11 @@ def test_task_banners_and_groups():
     assert parse.task_group("Chain-reload the instance") == "playbook"
 
 
+def test_merge_by_name_sums_included_copies():
+    rows = [("Chain-reload the instance - web1", 7.5), ("Install", 9.0), ("Chain-reload the instance - web1", 3.0)]
+    assert parse.merge_by_name(rows) == [("Chain-reload the instance - web1", 10.5, 2), ("Install", 9.0, 1)]
+
+
 def test_rollout_host_summary():
     assert parse.parse_rollout_hosts(LOG) == {"pcost-app1": 41.7}
 
