@@ -23,7 +23,10 @@ INSTANCES=(web1 web2)
 export WEBSTACK_DISTRO="${WEBSTACK_DISTRO:-bookworm}"
 RESULTS="$WEBSTACK_ROOT/benchmarks/results"
 INVENTORY="$WEBSTACK_ROOT/benchmarks/deploy/inventory.yml"
-WORK="$(mktemp -d)"
+# The raw record (every request, marks, logs) stays in build/ for a second look:
+#   python benchmarks/deploy/analyze.py --load build/bench-deploy/load.json \
+#     --deploys build/bench-deploy/deploys --rollout-log build/bench-deploy/rollout.log --out /tmp/deploy
+WORK="$WEBSTACK_ROOT/build/bench-deploy"
 LOAD_PID=""
 platforms="{\"molecule_yml\": {\"platforms\": [{\"name\": \"$HOST\"}]}}"
 
@@ -35,7 +38,6 @@ cleanup() {
   if [ "${BENCH_KEEP:-0}" != 1 ]; then
     ansible-playbook "$WEBSTACK_ROOT/molecule/shared/destroy.yml" -e "$platforms" >/dev/null 2>&1 || true
   fi
-  rm -rf "$WORK"
 }
 
 bash "$WEBSTACK_ROOT/tools/venv.sh"
@@ -44,12 +46,13 @@ link_collection
 bash "$WEBSTACK_ROOT/tools/docker.sh"
 bash "$WEBSTACK_ROOT/tests/images/build.sh" "$WEBSTACK_DISTRO"
 trap cleanup EXIT
-mkdir -p "$RESULTS"
+rm -rf "$WORK"
+mkdir -p "$RESULTS" "$WORK"
 
 log "host $HOST (Debian $WEBSTACK_DISTRO), converged with playbooks/site.yml"
 ansible-playbook "$WEBSTACK_ROOT/molecule/shared/destroy.yml" -e "$platforms" >/dev/null
 ansible-playbook "$WEBSTACK_ROOT/molecule/shared/create.yml" -e "$platforms" >/dev/null
-ansible-playbook -i "$INVENTORY" "$WEBSTACK_ROOT/playbooks/site.yml" >"$WORK/site.log" \
+ansible-playbook -i "$INVENTORY" "$WEBSTACK_ROOT/playbooks/site.yml" >"$WORK/site.log" 2>&1 \
   || { tail -40 "$WORK/site.log" >&2; die "site.yml failed"; }
 
 # ready [OLD_PIDS]: every worker of every instance has a pid and accepts, and

@@ -72,7 +72,7 @@ def figures(records, marks, deploys):
             "steady_p50_ms": steady["p50_ms"],
             "steady_p99_ms": steady["p99_ms"],
             "p99_ratio": ratio(window["p99_ms"], steady["p99_ms"]),
-            "error_samples": sorted({r["error"] or str(r["status"]) for r in records
+            "error_samples": sorted({r.get("error") or str(r.get("status")) for r in records
                                      if started <= r["t"] < ended and r["outcome"] != "ok"})[:5],
         })
     return rows
@@ -102,6 +102,15 @@ def rollout_lines(path):
     with open(path, encoding="utf-8", errors="replace") as handle:
         text = handle.read()
     return sorted(set(m.strip() for m in re.findall(r'"msg": "([^"]*workers\s+replaced in[^"]*)"', text)))
+
+
+def host_switch_seconds(path):
+    """{host: seconds} of the rollout's switch (flip, chains, gates, daphne), from its host summaries."""
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        text = handle.read()
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r'"msg": "(\S+): release \S+ -> \S+ in ([0-9.]+) s', text)}
 
 
 def chart(line, rows, start, path):
@@ -176,7 +185,8 @@ def main(argv=None):
     machine = machine_facts()
     doc = {"machine": machine, "load": load["config"], "total": {k: load["summary"][k] for k in
                                                                  ("requests", "errors", "rps", "p50_ms", "p99_ms")},
-           "deploys": rows, "rollout_progress": rollout_lines(args.rollout_log), "timeline": line}
+           "deploys": rows, "rollout_progress": rollout_lines(args.rollout_log),
+           "rollout_switch_seconds": host_switch_seconds(args.rollout_log), "timeline": line}
     with open(args.out + ".json", "w", encoding="utf-8") as handle:
         json.dump(doc, handle, indent=1)
     table = markdown(rows, machine)
@@ -186,6 +196,9 @@ def main(argv=None):
     print(table)
     for text in doc["rollout_progress"]:
         print("  " + text)
+    for host, seconds in doc["rollout_switch_seconds"].items():
+        print("  rollout.yml switched %s in %s s (the rest of its duration built the release while the old one served)"
+              % (host, seconds))
     print("wrote %s.json, %s.md, %s.png" % (args.out, args.out, args.out))
 
 

@@ -25,6 +25,7 @@ def scenario():
     records += [rec(T0 + 10 + i * 0.1, latency=100.0) for i in range(20)]  # deploy: 2 s, slow
     records += [rec(T0 + 10.5, "conn_error", None, None, "ConnectionRefusedError: refused")]
     records += [rec(T0 + 11.0, "http_error", 5.0, 502)]
+    del records[-1]["error"]  # loadgen leaves it out of some records
     records += [rec(T0 + 12 + i * 0.1) for i in range(50)]                 # steady after
     marks = [("steady-before-x", T0), ("x", T0 + 10), ("steady-after-x", T0 + 12)]
     return records, marks, [("x", T0 + 10, T0 + 12)]
@@ -64,3 +65,12 @@ def test_main_writes_json_markdown_and_png(tmp_path):
     assert doc["deploys"][0]["errors"] == 2
     assert (tmp_path / "deploy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| x | 2.0 | 22 | 1 | 1 | 0 |" in (tmp_path / "deploy.md").read_text()
+
+
+def test_rollout_log_lines(tmp_path):
+    log = tmp_path / "rollout.log"
+    log.write_text('ok: [h1] => {\n    "msg": "h1 web1: 4 workers replaced in 2.5 s (pids 1 -> 2), all accepting"\n}\n'
+                   'ok: [h1] => {\n    "msg": "h1: release a -> b in 31.2 s; web1 4 workers in 2.5 s"\n}\n')
+    assert analyze.rollout_lines(str(log)) == ["h1 web1: 4 workers replaced in 2.5 s (pids 1 -> 2), all accepting"]
+    assert analyze.host_switch_seconds(str(log)) == {"h1": 31.2}
+    assert analyze.host_switch_seconds(str(tmp_path / "missing")) == {}
