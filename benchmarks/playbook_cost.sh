@@ -165,14 +165,14 @@ if [ "$BENCH_UWSGI_WHEEL" = 1 ]; then
     python "$HERE/inventory.py" --warm --out "$WORK/warm" "${inventory_flags[@]}"
     destroy_all || die "could not remove the previous containers"
     create_hosts "$WORK/warm"
-    if run warmup "$WORK/warm" "$WEBSTACK_ROOT/playbooks/site.yml" \
-        --tags django_app_packages,django_app_user,django_app_config,django_app_release,uwsgi_install \
-        -e django_app_activate=false \
-       && find "$bench_cache/pip" -name "uWSGI-$uwsgi_version-*.whl" -o -name "uwsgi-$uwsgi_version-*.whl" | grep -q .; then
+    # Only the cache matters here, not whether the tagged steps converge cleanly.
+    run warmup "$WORK/warm" "$WEBSTACK_ROOT/playbooks/site.yml" \
+      --tags django_app_packages,django_app_user,django_app_config,django_app_release,uwsgi_install || true
+    failed=0
+    if find "$bench_cache/pip" -iname "uwsgi-$uwsgi_version-*.whl" | grep -q .; then
       touch "$marker"
       warmup="built in $(python -c "import json,sys; print(json.load(open(sys.argv[1]))['wall_seconds'])" "$WORK/warm/warmup.json") s"
     else
-      failed=0
       warmup="FAILED: the first timed run compiles uWSGI (see $WORK/warm/warmup.log)"
       log "warm-up did not leave a uWSGI wheel in the cache: $warmup"
     fi

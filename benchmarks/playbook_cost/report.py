@@ -193,7 +193,7 @@ def plot(doc, path):
 
     results = doc["results"]
     largest = doc.get("largest_hosts")
-    fig = plt.figure(figsize=(15, 11))
+    fig = plt.figure(figsize=(15, 11), layout="constrained")
     grid = fig.add_gridspec(2, 2, height_ratios=[1, 1.3])
     ax = fig.add_subplot(grid[0, 0])
     for key, label in RUNS:
@@ -232,8 +232,8 @@ def plot(doc, path):
             ax.barh(labels, values, left=left, label=group, color=colors(index % 10))
             left = [a + b for a, b in zip(left, values)]
         ax.invert_yaxis()
-        ax.set_xlabel("seconds (profile_tasks, by role; playbook: rollout.yml's own tasks)")
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=4)
+        ax.set_xlabel("seconds by role (profile_tasks); playbook = rollout.yml's own tasks")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4)
         ax.set_title(f"Where the time goes, {largest} app hosts")
 
         ax = fig.add_subplot(grid[1, :])
@@ -252,9 +252,9 @@ def plot(doc, path):
         ax.grid(axis="x", alpha=0.3)
     facts = doc["machine"]
     fig.suptitle(f"webstack.django_uwsgi playbook cost - {facts['date']}, {facts['nproc']} x {facts['cpu_model']}, "
-                 f"load {facts['loadavg'][0]:.1f} at start; app host: {doc['settings'].get('app_host', '')}",
+                 f"load {facts['loadavg'][0]:.1f} at start\napp host: {doc['settings'].get('app_host', '')}; "
+                 f"uWSGI wheel cached: {'yes' if doc['settings'].get('uwsgi_wheel') == '1' else 'no (collection as is)'}",
                  fontsize=10)
-    fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
