@@ -113,7 +113,9 @@ sighup() {
   done
 }
 rollout() {
-  ansible-playbook -i "$INVENTORY" "$WEBSTACK_ROOT/playbooks/rollout.yml" \
+  # profile_tasks stamps every task with the time: analyze.py finds where the
+  # switch (the flip of `current`) started, after the release was built.
+  ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks ansible-playbook -i "$INVENTORY" "$WEBSTACK_ROOT/playbooks/rollout.yml" \
     -e rollout_source="$WEBSTACK_ROOT/examples/demo" -e "rollout_release_id=bench-$(date +%s)"
 }
 

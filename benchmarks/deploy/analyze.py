@@ -9,11 +9,13 @@
 Writes PREFIX.json, PREFIX.md and PREFIX.png: per deploy way, the requests,
 non-2xx, connection errors, timeouts and p50/p99 of its window (from the
 deploy's start until every worker is new and accepting) against the steady
-window just before it, and the deploy's duration; the chart is a per-second
+window before the first deploy, and the deploy's duration (rollout.yml also
+with its switch part alone: the build before it touches no process); the chart is a per-second
 timeline of throughput, errors and p99 with each deploy window shaded.
 """
 
 import argparse
+import calendar
 import json
 import os
 import platform
@@ -27,8 +29,11 @@ import loadgen  # noqa: E402  pylint: disable=wrong-import-position
 WAYS = {
     "supervisor-restart": "supervisorctl restart (all instances)",
     "sighup": "uWSGI graceful reload (SIGHUP)",
-    "rollout": "rollout.yml (chain reload)",
+    "rollout": "rollout.yml (chain reload), whole playbook",
+    "rollout-switch": "rollout.yml, switch only (flip, chain reloads, gates, daphne)",
 }
+
+_STAMP_RE = re.compile(r"^\w+ (\d+ \w+ \d{4}\s+\d\d:\d\d:\d\d) ([+-]\d{4}) \(")
 
 
 def read_deploys(path):
@@ -46,13 +51,11 @@ def ratio(a, b):
 
 
 def figures(records, marks, deploys):
-    """One row per deploy way: its window against the steady window before it."""
-    windows = {name: (start, end) for name, start, end in loadgen.windows_from_marks(marks, float("inf"))}
-    names = [name for name, _s, _e in loadgen.windows_from_marks(marks, 0)]
+    """One row per deploy way: its window against the steady window before the first deploy."""
+    before, start, end = loadgen.windows_from_marks(marks, float("inf"))[0]
+    steady = loadgen.summarize([r for r in records if start <= r["t"] < end])
     rows = []
     for name, started, ended in deploys:
-        before = names[names.index(name) - 1]
-        steady = loadgen.summarize([r for r in records if windows[before][0] <= r["t"] < windows[before][1]])
         window = loadgen.summarize([r for r in records if started <= r["t"] < ended])
         rows.append({
             "way": name,
@@ -113,6 +116,27 @@ def host_switch_seconds(path):
     return {m.group(1): float(m.group(2)) for m in re.finditer(r'"msg": "(\S+): release \S+ -> \S+ in ([0-9.]+) s', text)}
 
 
+def switch_start(path):
+    """Epoch at which rollout.yml started its first "Point current at release" task (profile_tasks stamps)."""
+    if not path or not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        lines = handle.read().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("TASK [Point current at release"):
+            for after in lines[i + 1:i + 4]:
+                match = _STAMP_RE.match(after)
+                if match:
+                    stamp = re.sub(r"\s+", " ", match.group(1)) + " " + match.group(2)
+                    return calendar.timegm(time.strptime(stamp[:-6], "%d %B %Y %H:%M:%S")) - _offset(match.group(2))
+    return None
+
+
+def _offset(text):
+    sign = -1 if text[0] == "-" else 1
+    return sign * (int(text[1:3]) * 3600 + int(text[3:5]) * 60)
+
+
 def chart(line, rows, start, path):
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
@@ -128,8 +152,10 @@ def chart(line, rows, start, path):
     axes[2].set_ylabel("p99 ms (per second)")
     axes[2].set_yscale("log")
     axes[2].set_xlabel("seconds since the load started")
-    colours = {"supervisor-restart": "#ff7f0e", "sighup": "#9467bd", "rollout": "#17becf"}
+    colours = {"supervisor-restart": "#ff7f0e", "sighup": "#9467bd", "rollout": "#17becf", "rollout-switch": "#17becf"}
     for row in rows:
+        if row["way"] == "rollout" and any(r["way"] == "rollout-switch" for r in rows):
+            continue  # shaded by its switch part; the build before it touches no process
         s = row["window_start"] - start
         for ax in axes:
             ax.axvspan(s, s + row["duration_s"], color=colours.get(row["way"], "#cccccc"), alpha=0.25)
@@ -178,6 +204,11 @@ def main(argv=None):
         load = json.load(handle)
     records, marks = load["requests"], [tuple(m) for m in load["marks"]]
     deploys = read_deploys(args.deploys)
+    switch = switch_start(args.rollout_log)
+    for name, started, ended in list(deploys):
+        if name == "rollout" and switch is not None and started <= switch < ended:
+            # Stamps are whole seconds: the switch starts within a second of this.
+            deploys.append(("rollout-switch", switch, ended))
     rows = figures(records, marks, deploys)
     for row, (_n, started, _e) in zip(rows, deploys):
         row["window_start"] = started

@@ -74,3 +74,13 @@ def test_rollout_log_lines(tmp_path):
     assert analyze.rollout_lines(str(log)) == ["h1 web1: 4 workers replaced in 2.5 s (pids 1 -> 2), all accepting"]
     assert analyze.host_switch_seconds(str(log)) == {"h1": 31.2}
     assert analyze.host_switch_seconds(str(tmp_path / "missing")) == {}
+
+
+def test_switch_start_from_profile_tasks_stamps(tmp_path):
+    log = tmp_path / "rollout.log"
+    log.write_text("TASK [Stage the release] ****\n"
+                   "Sunday 22 November 2026  15:00:01 +0000 (0:00:01.000)       0:00:05.000 ****\n"
+                   "TASK [Point current at release v2] ****\n"
+                   "Sunday 22 November 2026  15:01:40 +0100 (0:00:02.000)       0:01:44.000 ****\n")
+    assert analyze.switch_start(str(log)) == 1795356100  # 15:01:40 +0100 = 14:01:40 UTC
+    assert analyze.switch_start(str(tmp_path / "none")) is None
