@@ -95,6 +95,7 @@ ROWS = [
 ]
 
 RESULTS = {}
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def docker(*argv):
@@ -115,7 +116,8 @@ def snapshot():
 
 
 def run_site(extra_vars, *args, fast=True):
-    env = dict(os.environ)
+    # Plain text: molecule forces colours, which would hide `fatal:` at the start of a line.
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="false", ANSIBLE_NOCOLOR="true")
     if fast:
         # Validation needs only the distribution facts, gathered once for both plays.
         env.update(ANSIBLE_GATHERING="smart", ANSIBLE_GATHER_SUBSET="min")
@@ -123,7 +125,9 @@ def run_site(extra_vars, *args, fast=True):
         json.dump(extra_vars, handle)
     try:
         cmd = ["ansible-playbook", "-i", INVENTORY, SITE, "-e", "@" + handle.name, *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+        out.stdout, out.stderr = ANSI.sub("", out.stdout), ANSI.sub("", out.stderr)
+        return out
     finally:
         os.unlink(handle.name)
 
@@ -142,6 +146,7 @@ def test_bad_input_fails_naming_the_variable(host_before, row):
     refusal = re.search(r"^(?:fatal|failed): \[", text, re.M)
     failed = re.findall(r"TASK \[([^\]]+)\]", text[:refusal.start()] if refusal else "")
     RESULTS[name] = {"rc": out.returncode, "failed_task": failed[-1] if failed else None}
+    assert failed, f"{name}: no task named before the refusal\n{text[-3000:]}"
     assert out.returncode != 0, f"{name}: accepted\n{text[-3000:]}"
     assert re.search(r"^(fatal|failed): \[|\[ERROR\]|ERROR!", text, re.M), text[-3000:]
     recap = re.findall(r"changed=(\d+)", out.stdout)

@@ -143,3 +143,10 @@ class Load:
         assert self.proc.returncode == 0, output
         with open(self.out, encoding="utf-8") as handle:
             return json.load(handle)["summary"]
+
+    def last_error(self, since, kind):
+        """Seconds after `since` at which the last failed request of this kind ended (None: no failure)."""
+        with open(self.out, encoding="utf-8") as handle:
+            ends = [r["t"] + (r["latency_ms"] or 0) / 1000 for r in json.load(handle)["requests"]
+                    if r["kind"] == kind and r["t"] >= since and r["outcome"] != "ok"]
+        return round(max(ends) - since, 1) if ends else None
