@@ -49,6 +49,8 @@ declare -A SOCKETS=(
   [c]="/run/uwsgi/web1/stats.sock /run/uwsgi/web2/stats.sock"
   [d]="/run/uwsgi/web1/stats.sock /run/uwsgi/web2/stats.sock"
   [e]="/run/uwsgi/web1/stats.sock /run/uwsgi/web2/stats.sock")
+declare -A LABEL=(
+  [a]="a seed 8x20" [b]="b defaults 4x2" [c]="c 2 inst rr" [d]="d 2 inst least_conn" [e]="e 2 inst fastrouter")
 declare -A DESCRIBE=(
   [a]="seed 000: one hand-written instance, 8 processes x 20 threads, enable-threads, lazy-apps, no thunder-lock, nginx"
   [b]="collection defaults, one instance: 4 processes x 2 threads, thunder-lock, lazy-apps, nginx"
@@ -91,13 +93,13 @@ seed_stop() {
 }
 
 seed_start() {
-  log "a: stopping the role's stand-in instance, starting configs/seed.ini on the same socket"
+  log "a: stopping the role's instance web1, starting configs/seed.ini on 127.0.0.1:18682 (nginx's upstream now)"
   in_host supervisorctl stop uwsgi-web1 >/dev/null
   seed_stop
   in_host install -d -o demo -g demo -m 0750 "$SEED_DIR"
   docker cp "$BENCH_DIR/configs/seed.ini" "$BENCH_HOST:/etc/uwsgi/seed.ini" >/dev/null
   # Same release, virtualenv and environment (secrets) as the role's instances.
-  in_host /srv/demo/bin/envexec /srv/demo/current/venv/bin/uwsgi --ini /etc/uwsgi/seed.ini:secstats
+  in_host /srv/demo/bin/envexec /srv/demo/current/venv/bin/uwsgi --ini /etc/uwsgi/seed.ini:secstats >/dev/null
   for _ in $(seq 1 30); do
     in_host test -S "$SEED_DIR/stats.sock" && return 0
     sleep 1
@@ -146,12 +148,15 @@ for config in $BENCH_CONFIGS; do
     tail -n 40 "$RUNS/converge-$config.log" >&2
     die "$config: site.yml failed (full log: $RUNS/converge-$config.log)"
   fi
-  log "$config: converged in $(( $(date +%s) - t0 )) s ($(grep -A1 'PLAY RECAP' "$RUNS/converge-$config.log" | tail -n1 | tr -s ' '))"
+  converge_s=$(( $(date +%s) - t0 ))
+  log "$config: converged in $converge_s s ($(grep -A1 'PLAY RECAP' "$RUNS/converge-$config.log" | tail -n1 | tr -s ' '))"
+  printf '{"config": "%s", "seconds": %d, "tags": "%s"}\n' "$config" "$converge_s" "${tags[1]:-all}" \
+    >>"$RUNS/converges.jsonl"
   if [ "$config" = a ]; then seed_start; fi
   read -r -a sockets <<<"${SOCKETS[$config]}"
   socket_args=()
   for s in "${sockets[@]}"; do socket_args+=(--socket "$s"); done
-  python "$BENCH_DIR/lib/measure.py" --config "$config" --describe "${DESCRIBE[$config]}" \
+  python "$BENCH_DIR/lib/measure.py" --config "$config" --label "${LABEL[$config]}" --describe "${DESCRIBE[$config]}" \
     --container "$BENCH_HOST" --url "$BENCH_URL" "${socket_args[@]}" --expect-instances "${#sockets[@]}" \
     --concurrency "$BENCH_CONCURRENCY" --duration "$BENCH_DURATION" --cpu-ms "$BENCH_CPU_MS" \
     --out-dir "$RUNS" || die "$config: the measurement could not be made"

@@ -4,9 +4,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Measure one converged configuration: one load run per concurrency level.
 
-    measure.py --config c --describe "..." --container webstack-bench
+    measure.py --config c [--label "c 2 inst rr"] --describe "..." --container webstack-bench
                --url http://127.0.0.1:18680 --socket /run/uwsgi/web1/stats.sock [--socket ...]
-               --concurrency 1,4,16 --duration 20 --cpu-ms 10 --out-dir DIR
+               [--expect-instances 2] --concurrency 1,4,16 --duration 15 --cpu-ms 10 --out-dir DIR
 
 For each concurrency level: the stats of every instance are read (before),
 tests/load/loadgen.py sends /cpu?ms=N through the front for --duration
@@ -87,6 +87,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="short name of the configuration (file name part)")
+    parser.add_argument("--label", help="a few words for the chart (default: the config name)")
     parser.add_argument("--describe", required=True, help="one line: what the configuration is")
     parser.add_argument("--container", required=True)
     parser.add_argument("--url", required=True)
@@ -94,7 +95,7 @@ def main(argv=None):
     parser.add_argument("--expect-instances", type=int, default=1,
                         help="wait until /healthz has answered from this many instances")
     parser.add_argument("--concurrency", default="1,4,16")
-    parser.add_argument("--duration", type=float, default=20)
+    parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--cpu-ms", type=int, default=10)
     parser.add_argument("--out-dir", required=True)
@@ -121,6 +122,7 @@ def main(argv=None):
         figures["respawned_in_window"] = sum(1 for w in stats["workers"] if w["respawned_in_window"])
         result = {
             "config": args.config,
+            "label": args.label or args.config,
             "describe": args.describe,
             "concurrency": concurrency,
             "duration_s": args.duration,

@@ -60,7 +60,7 @@ def balance_chart(runs, path, title):
                         f["idle_workers"], "-" if f["throughput_rps"] is None else "%.0f" % f["throughput_rps"]),
                     ha="center", va="bottom", fontsize=7.5)
             ticks.append((start + x - 1) / 2.0)
-            labels.append(config)
+            labels.append(run.get("label") or config)
             x += 1.5
         ax.set_xticks(ticks)
         ax.set_xticklabels(labels, fontsize=8)

@@ -133,9 +133,11 @@ def markdown(runs, facts, settings, title):
         "Run %s on %s. Load average at start: %s." % (
             facts.get("date"), machine, ", ".join("%.2f" % v for v in facts.get("loadavg_at_start", []))),
         "Load: `GET /cpu?ms=%s` through nginx on 127.0.0.1, closed loop, %s s per concurrency level; "
-        "uWSGI %s. Total time of the command: %s s." % (
+        "uWSGI %s. Total time of the command: %s s; converges (in run order): %s." % (
             settings.get("cpu_ms"), settings.get("duration_s"), settings.get("uwsgi_version"),
-            _fmt(settings.get("elapsed_s"))),
+            _fmt(settings.get("elapsed_s")),
+            ", ".join("%s %d s (%s)" % (c["config"], c["seconds"], c["tags"]) for c in settings["converges"])
+            or "-"),
         "",
         "\n".join(configs),
         "",
@@ -175,12 +177,19 @@ def main(argv=None):
     with open(os.path.join(args.runs, "facts.json"), encoding="utf-8") as handle:
         facts_doc = json.load(handle)
     facts_doc["loadavg_at_end"] = list(os.getloadavg())
+    converges = []
+    converges_path = os.path.join(args.runs, "converges.jsonl")
+    if os.path.exists(converges_path):
+        with open(converges_path, encoding="utf-8") as handle:
+            converges = [json.loads(line) for line in handle if line.strip()]
     settings = {
         "cpu_ms": runs[0]["cpu_ms"],
         "duration_s": runs[0]["duration_s"],
         "concurrency_levels": sorted({r["concurrency"] for r in runs}),
         "uwsgi_version": runs[0]["uwsgi_version"],
         "elapsed_s": round(args.elapsed) if args.elapsed else None,
+        "order": [c["config"] for c in converges],
+        "converges": converges,
     }
     doc = {"title": args.title, "machine": facts_doc, "settings": settings,
            "configs": {r["config"]: {"describe": r["describe"], "layout": layout(r)} for r in runs},
@@ -192,7 +201,7 @@ def main(argv=None):
     with open(args.out_prefix + ".md", "w", encoding="utf-8") as handle:
         handle.write(text)
     plot.balance_chart(runs, args.out_prefix + ".png",
-                       "%s: GET /cpu?ms=%s, %s s per level, %s CPUs, %s" % (
+                       "%s: GET /cpu?ms=%s through nginx, %s s per concurrency level, %s CPUs, %s" % (
                            args.title, settings["cpu_ms"], settings["duration_s"], facts_doc.get("nproc"),
                            facts_doc.get("date", "")[:10]))
     print(text)
