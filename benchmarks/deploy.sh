@@ -40,6 +40,8 @@ cleanup() {
   fi
 }
 
+# Pipelining as most production setups run Ansible (rollout.yml's duration is reported).
+export ANSIBLE_PIPELINING=True
 bash "$WEBSTACK_ROOT/tools/venv.sh"
 use_venv
 link_collection

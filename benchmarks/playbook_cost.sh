@@ -19,6 +19,9 @@
 #   BENCH_RUN_TIMEOUT=1500   seconds one ansible-playbook run may take
 #   BENCH_FORKS=10           ansible forks (above N + 1, so hosts run in parallel)
 #   BENCH_OUT=DIR            results directory (default benchmarks/results)
+#   BENCH_PIPELINING=1       Ansible pipelining (default on, as most production setups: a task is
+#                            one command on the host instead of temp dir, copy, run, clean up;
+#                            0 measures Ansible's default)
 #   BENCH_UWSGI_WHEEL=1      uWSGI compiled once per machine (default), not per host and release:
 #                            each release venv also gets `wheel`, so the pip of Debian 12 builds a
 #                            wheel the pip cache keeps; the containers mount a pip cache of their own
@@ -37,6 +40,7 @@ BENCH_RUN_TIMEOUT="${BENCH_RUN_TIMEOUT:-1500}"
 BENCH_FORKS="${BENCH_FORKS:-10}"
 BENCH_OUT="${BENCH_OUT:-$WEBSTACK_ROOT/benchmarks/results}"
 BENCH_UWSGI_WHEEL="${BENCH_UWSGI_WHEEL:-1}"
+BENCH_PIPELINING="${BENCH_PIPELINING:-1}"
 export WEBSTACK_DISTRO="${WEBSTACK_DISTRO:-bookworm}"
 HERE="$WEBSTACK_ROOT/benchmarks/playbook_cost"
 WORK="$WEBSTACK_ROOT/build/playbook_cost"
@@ -50,6 +54,7 @@ done
 [ "$max_hosts" -gt 0 ] || die "BENCH_HOSTS is empty"
 [[ "$BENCH_RUN_TIMEOUT" =~ ^[0-9]+$ ]] || die "BENCH_RUN_TIMEOUT must be seconds"
 [[ "$BENCH_UWSGI_WHEEL" =~ ^[01]$ ]] || die "BENCH_UWSGI_WHEEL must be 0 or 1"
+[[ "$BENCH_PIPELINING" =~ ^[01]$ ]] || die "BENCH_PIPELINING must be 0 or 1"
 
 bench_started=$EPOCHREALTIME
 bash "$WEBSTACK_ROOT/tools/venv.sh"
@@ -122,6 +127,7 @@ export ANSIBLE_STDOUT_CALLBACK=ansible.builtin.default
 export PROFILE_TASKS_TASK_OUTPUT_LIMIT=all PROFILE_TASKS_SORT_ORDER=descending
 export ANSIBLE_FORKS="$BENCH_FORKS" ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 export ANSIBLE_RETRY_FILES_ENABLED=0 COLUMNS=160
+if [ "$BENCH_PIPELINING" = 1 ]; then export ANSIBLE_PIPELINING=True; else export ANSIBLE_PIPELINING=False; fi
 
 python "$HERE/report.py" facts --out "$WORK/facts-start.json"
 log "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(docker ps -q | wc -l) containers running"
@@ -203,6 +209,7 @@ done
 
 python "$HERE/report.py" report --work "$WORK" --out "$BENCH_OUT" \
   --setting "hosts=$BENCH_HOSTS" --setting "distro=$WEBSTACK_DISTRO" --setting "forks=$BENCH_FORKS" \
+  --setting "pipelining=$BENCH_PIPELINING" \
   --setting "app_host=1 uWSGI instance x 2 processes, 1 daphne process" \
   --setting "uwsgi_wheel=$BENCH_UWSGI_WHEEL" --setting "pip_cache=$bench_cache/pip" --setting "warmup=$warmup" \
   --setting "total_seconds=$(python -c "print(round($EPOCHREALTIME - $bench_started))")"

@@ -141,6 +141,9 @@ def markdown(doc):
         f"Playbook cost, {facts['date']} on {facts['nproc']} x {facts['cpu_model']} "
         f"({facts['mem_gib']} GiB; load {facts['loadavg'][0]:.1f} at start, "
         f"{len(facts['running_containers'])} other containers running).",
+        f"Ansible: {doc['settings'].get('forks', '?')} forks, pipelining "
+        f"{'on' if doc['settings'].get('pipelining') == '1' else 'off'}, docker connection; "
+        f"whole command {doc['settings'].get('total_seconds', '?')} s.",
         "",
         "| app hosts | run | wall s | tasks (banners) | task results (ok+skipped) | changed | failed | slowest task (s) |",
         "|---:|---|---:|---:|---:|---:|---:|---|",
