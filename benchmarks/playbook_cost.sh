@@ -75,8 +75,10 @@ if [ "$BENCH_UWSGI_WHEEL" = 1 ]; then
   inventory_flags=(--uwsgi-wheel)
   # The containers' pip cache: create.yml mounts $WEBSTACK_CACHE/pip.
   bench_cache="$WEBSTACK_CACHE/playbook-cost"
+  bench_cache_label='$WEBSTACK_CACHE/playbook-cost'
 else
   bench_cache="$WEBSTACK_CACHE"
+  bench_cache_label='$WEBSTACK_CACHE'
 fi
 mkdir -p "$bench_cache/pip"
 
@@ -165,7 +167,7 @@ if [ "$BENCH_UWSGI_WHEEL" = 1 ]; then
     "$WEBSTACK_ROOT/roles/uwsgi/defaults/main.yml")"
   marker="$bench_cache/pip/.webstack-playbook-cost-$WEBSTACK_DISTRO-uwsgi-$uwsgi_version"
   if [ -f "$marker" ]; then
-    warmup="cached ($marker)"
+    warmup="cached ($bench_cache_label/pip/${marker##*/})"
   else
     log "warm-up (untimed): building uWSGI $uwsgi_version once into $bench_cache/pip"
     python "$HERE/inventory.py" --warm --out "$WORK/warm" "${inventory_flags[@]}"
@@ -211,7 +213,7 @@ python "$HERE/report.py" report --work "$WORK" --out "$BENCH_OUT" \
   --setting "hosts=$BENCH_HOSTS" --setting "distro=$WEBSTACK_DISTRO" --setting "forks=$BENCH_FORKS" \
   --setting "pipelining=$BENCH_PIPELINING" \
   --setting "app_host=1 uWSGI instance x 2 processes, 1 daphne process" \
-  --setting "uwsgi_wheel=$BENCH_UWSGI_WHEEL" --setting "pip_cache=$bench_cache/pip" --setting "warmup=$warmup" \
+  --setting "uwsgi_wheel=$BENCH_UWSGI_WHEEL" --setting "pip_cache=$bench_cache_label/pip" --setting "warmup=$warmup" \
   --setting "total_seconds=$(python -c "print(round($EPOCHREALTIME - $bench_started))")"
 log "results: $BENCH_OUT/playbook_cost.json, .md, .png (logs: $WORK)"
 [ "$failed" = 0 ] || die "a playbook run failed (see the logs above); the figures of that run are incomplete"

@@ -81,7 +81,7 @@ def pip_cache(path):
             if name.endswith(".whl") and name.lower().startswith("uwsgi-"):
                 wheels.append(name)
     http = any(os.path.isdir(os.path.join(path, d)) for d in ("http", "http-v2"))
-    return {"path": path, "files": files, "mib": round(size / 1024 / 1024, 1), "uwsgi_wheels": sorted(wheels),
+    return {"path": os.path.basename(path.rstrip("/")), "files": files, "mib": round(size / 1024 / 1024, 1), "uwsgi_wheels": sorted(wheels),
             "http_cache": http}
 
 
