@@ -220,6 +220,18 @@ def test_v2_rolls_out_under_load_without_errors(releases, initial):
             assert {a["pid"] for a in answers} <= set(after[host][instance].values())
 
 
+def assert_first_host_back_on_v2_second_untouched(run):
+    """After a refused v3: the first host still (or again) on v2 with every
+    worker accepting and serving v2; the switch play never reached the second."""
+    assert current_release("rollout-app1") == "v2"
+    for instance in APP_HOSTS["rollout-app1"]:
+        assert accepting("rollout-app1", instance)
+        assert {a["release"] for a in instance_healthz("rollout-app1", instance)} == {"v2"}
+    assert current_release("rollout-app2") == "v2"
+    second_play = run.text.split("PLAY [Roll the release out", 1)[1].split("PLAY RECAP", 1)[0]
+    assert "[rollout-app2]" not in second_play
+
+
 def test_broken_v3_fails_on_the_first_host_and_hurts_no_one(releases):
     before = all_pids()
     load = Load("v3")
@@ -233,15 +245,7 @@ def test_broken_v3_fails_on_the_first_host_and_hurts_no_one(releases):
     assert message, run.text[-4000:]
     assert message.group(1) == "rollout-app1"
     assert "ImportError: v3 is broken on purpose" in message.group(0)
-    # First host: still on v2, every worker accepting and serving v2.
-    assert current_release("rollout-app1") == "v2"
-    for instance in APP_HOSTS["rollout-app1"]:
-        assert accepting("rollout-app1", instance)
-        assert {a["release"] for a in instance_healthz("rollout-app1", instance)} == {"v2"}
-    # Second host: the switch never reached it.
-    assert current_release("rollout-app2") == "v2"
-    second_play = run.text.split("PLAY [Roll the release out", 1)[1].split("PLAY RECAP", 1)[0]
-    assert "[rollout-app2]" not in second_play
+    assert_first_host_back_on_v2_second_untouched(run)
     assert all_pids() == before
     assert summary["errors"] == 0, summary["error_samples"]
 
@@ -264,13 +268,7 @@ def test_broken_v3_past_the_preflight_is_put_back_by_the_chain(releases):
     assert message.groups()[:2] == ("rollout-app1", "web1")
     assert message.group(3).isdigit(), message.group(0)
     assert "v3 is broken on purpose" in message.group(0)
-    assert current_release("rollout-app1") == "v2"
-    for instance in APP_HOSTS["rollout-app1"]:
-        assert accepting("rollout-app1", instance)
-        assert {a["release"] for a in instance_healthz("rollout-app1", instance)} == {"v2"}
-    assert current_release("rollout-app2") == "v2"
-    second_play = run.text.split("PLAY [Roll the release out", 1)[1].split("PLAY RECAP", 1)[0]
-    assert "[rollout-app2]" not in second_play
+    assert_first_host_back_on_v2_second_untouched(run)
     assert summary["errors"] == 0, summary["error_samples"]
 
 
