@@ -12,6 +12,8 @@
    naming instance, worker and the import error, with no error under load.
 3. rollback.yml: back to the release before v2, under load.
 4. Bad input fails before any host is touched.
+rollout.yml --check (before 1) and rollback.yml --check (before 3) exit 0
+with the plan of each host and change no pid, link or release directory.
 
 Figures (requests, errors, p50/p99 steady vs rollout, duration per host) are
 printed and written to build/rollout-<distro>.json.
@@ -69,6 +71,28 @@ def worker_pids(host, instance):
 
 def all_pids():
     return {h: {i: worker_pids(h, i) for i in instances} for h, instances in APP_HOSTS.items()}
+
+
+def host_state():
+    """What a check run must leave alone: worker pids, current, the release dirs, supervisor's pids."""
+    return {h: {"pids": {i: worker_pids(h, i) for i in APP_HOSTS[h]},
+                "current": current_release(h),
+                "releases": docker(h, "ls", "/srv/demo/releases").split(),
+                "programs": re.findall(r"^(\S+)\s+\S+\s+pid (\d+)", docker(h, "supervisorctl", "status", check=False), re.M)}
+            for h in APP_HOSTS}
+
+
+def assert_check_run(run, expected):
+    """A --check run: exit 0, per app host the plan of the switch ({host: (from, to)}),
+    and no switch task ran."""
+    assert run.returncode == 0, run.text[-4000:]
+    for host, (old, new) in expected.items():
+        plan = re.search(rf"Check mode, nothing changed: {host} would go from release (\S+) to (\S+) \(", run.text)
+        assert plan, run.text[-4000:]
+        assert plan.groups()[0] == old
+        assert new is None or plan.groups()[1] == new, plan.group(0)
+    assert "Point current at release" not in run.text
+    assert "Reload each uWSGI instance" not in run.text
 
 
 def accepting(host, instance):
@@ -191,6 +215,16 @@ def initial():
 
 # ---------------------------------------------------------------- tests
 
+def test_check_mode_rollout_changes_nothing(releases, initial):
+    """rollout.yml --check (release id derived from the source, as by default):
+    exit 0, the plan per host, and not a pid, link or directory changed."""
+    before = host_state()
+    run = playbook("rollout.yml", "-e", f"rollout_source={releases['v2']}", "--check")
+    print(run.text[-3000:])
+    assert_check_run(run, {h: (initial[h], None) for h in APP_HOSTS})
+    assert host_state() == before
+
+
 def test_v2_rolls_out_under_load_without_errors(releases, initial):
     before = all_pids()
     load = Load("v2")
@@ -270,6 +304,14 @@ def test_broken_v3_past_the_preflight_is_put_back_by_the_chain(releases):
     assert "v3 is broken on purpose" in message.group(0)
     assert_first_host_back_on_v2_second_untouched(run)
     assert summary["errors"] == 0, summary["error_samples"]
+
+
+def test_check_mode_rollback_changes_nothing(initial):
+    before = host_state()
+    run = playbook("rollback.yml", "--check")
+    print(run.text[-3000:])
+    assert_check_run(run, {h: ("v2", initial[h]) for h in APP_HOSTS})
+    assert host_state() == before
 
 
 def test_rollback_returns_to_the_first_release_under_load(initial):
