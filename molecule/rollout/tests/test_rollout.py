@@ -91,8 +91,18 @@ def assert_check_run(run, expected):
         assert plan, run.text[-4000:]
         assert plan.groups()[0] == old
         assert new is None or plan.groups()[1] == new, plan.group(0)
-    assert "Point current at release" not in run.text
-    assert "Reload each uWSGI instance" not in run.text
+    for title in ("Point current at release", "Reload each uWSGI instance", "Import the new release's applications"):
+        assert task_results(run.text, title) <= {"skipping"}, title
+
+
+def task_results(text, title):
+    """The result words (ok, changed, skipping, fatal, ...) printed under the task banners starting with title."""
+    found = set()
+    for block in re.split(r"^TASK \[", text, flags=re.M)[1:]:
+        if block.startswith(title):
+            body = re.split(r"^(?:PLAY|RUNNING HANDLER) ", block, flags=re.M)[0]
+            found.update(re.findall(r"^(ok|changed|skipping|fatal|failed|included):", body, re.M))
+    return found
 
 
 def accepting(host, instance):
