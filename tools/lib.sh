@@ -18,8 +18,11 @@ use_venv() {
 }
 
 # The collection as Ansible finds it by FQCN: a collections path whose
-# ansible_collections/webstack/django_uwsgi is this checkout.
-WEBSTACK_COLLECTIONS_PATH="${WEBSTACK_COLLECTIONS_PATH:-$WEBSTACK_CACHE/collections}"
+# ansible_collections/webstack/django_uwsgi is this checkout. One path per
+# checkout, so that two checkouts testing at once on one machine never repoint
+# each other's link in the middle of a playbook (it made Ansible fail with
+# "Unexpected Exception" on a role path of the other checkout).
+WEBSTACK_COLLECTIONS_PATH="${WEBSTACK_COLLECTIONS_PATH:-$WEBSTACK_CACHE/collections/$(printf '%s' "$WEBSTACK_ROOT" | sha256sum | cut -c1-16)}"
 export WEBSTACK_COLLECTIONS_PATH
 
 link_collection() {
