@@ -1,0 +1,227 @@
+# Copyright (c) webstack.django_uwsgi maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The shape of one app host's stack, computed once from its variables.
+
+Every role and the rollout ask this module, never their own Jinja, where an
+instance's socket, stats socket, chain-reload trigger, log, ini and supervisor
+program are, and where each daphne process listens. The inputs are the
+inventory variables of the uwsgi, daphne, supervisor and django_app roles; an
+unset variable takes the value of that role's ``defaults/main.yml`` (read from
+the collection itself, so a default is written once).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import yaml
+
+# Where the collection's roles are, seen from plugins/plugin_utils/.
+_ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles")
+
+# Fixed paths of the stack (not variables of any role).
+SUPERVISOR_CONFIG = "/etc/supervisor/supervisord.conf"
+DAPHNE_RUN_DIR = "/run/daphne"
+DAPHNE_GROUP = "daphne"
+
+# The role variables the model reads, with the role whose defaults hold them.
+MODEL_VARIABLES = {
+    "uwsgi": ("uwsgi_instances", "uwsgi_instance_defaults", "uwsgi_run_dir", "uwsgi_log_dir", "uwsgi_conf_dir"),
+    "daphne": ("daphne_processes", "daphne_bind", "daphne_host", "daphne_port_base"),
+    "supervisor": ("supervisor_conf_dir",),
+    "django_app": ("django_app_name", "django_app_settings_module", "django_app_wsgi_module",
+                   "django_app_asgi_application", "django_app_allowed_hosts", "django_app_source_exclude"),
+}
+# Read when set, else derived from the values above (their defaults are templates).
+DERIVED_VARIABLES = ("django_app_root", "django_app_user", "django_app_envexec", "ansible_host")
+
+_LOOPBACK = re.compile(r"^(127\.|localhost$|\[::1\]$)")
+_WILDCARD_HOSTS = ("", "0.0.0.0", "*", "::", "[::]")
+
+
+class StackModelError(ValueError):
+    """Input the model cannot be built from; the message names the variable."""
+
+
+_defaults_cache = {}
+
+
+def role_defaults(roles_dir=None):
+    """The literal defaults of every variable in MODEL_VARIABLES, from the roles' defaults/main.yml."""
+    roles_dir = os.path.abspath(roles_dir or _ROLES_DIR)
+    if roles_dir not in _defaults_cache:
+        out = {}
+        for role, names in MODEL_VARIABLES.items():
+            path = os.path.join(roles_dir, role, "defaults", "main.yml")
+            with open(path, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle) or {}
+            for name in names:
+                if name not in data:
+                    raise StackModelError(f"{path} has no default for {name}")
+                if isinstance(data[name], str) and "{{" in data[name]:
+                    raise StackModelError(f"{path}: the default of {name} must be a literal value")
+                out[name] = data[name]
+        _defaults_cache[roles_dir] = out
+    return dict(_defaults_cache[roles_dir])
+
+
+def _int(value, name):
+    if isinstance(value, bool):
+        raise StackModelError(f"{name} must be an integer, got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StackModelError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _split_tcp(socket):
+    """'host:port' -> (host, port); '[::1]:8000' keeps its brackets."""
+    host, sep, port = socket.rpartition(":")
+    if not sep or not port.isdigit():
+        raise StackModelError(f"not a host:port socket: {socket!r}")
+    return host, int(port)
+
+
+def instances(values):
+    """The uWSGI instances: each entry of uwsgi_instances merged over uwsgi_instance_defaults, paths filled in."""
+    items = values["uwsgi_instances"]
+    if not isinstance(items, list):
+        raise StackModelError(f"uwsgi_instances must be a list of dicts, got {type(items).__name__}")
+    base = values["uwsgi_instance_defaults"]
+    if not isinstance(base, dict):
+        raise StackModelError(f"uwsgi_instance_defaults must be a dict, got {type(base).__name__}")
+    run_dir = str(values["uwsgi_run_dir"]).rstrip("/")
+    log_dir = str(values["uwsgi_log_dir"]).rstrip("/")
+    conf_dir = str(values["uwsgi_conf_dir"]).rstrip("/")
+    programs_dir = str(values["supervisor_conf_dir"]).rstrip("/")
+    out = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not item.get("name"):
+            raise StackModelError(f"uwsgi_instances[{index}] must be a dict with a name")
+        merged = dict(base)
+        merged.update(item)
+        name = str(merged["name"])
+        own_dir = f"{run_dir}/{name}"
+        socket = str(merged.get("socket") or "") or f"{own_dir}/uwsgi.sock"
+        merged.update({
+            "name": name,
+            "socket": socket,
+            "socket_is_unix": socket.startswith("/"),
+            "run_dir": own_dir,
+            "stats": f"{own_dir}/stats.sock",
+            "master_fifo": f"{own_dir}/master.fifo",
+            "chain_reload_file": f"{own_dir}/chain-reload",
+            "ini": f"{conf_dir}/{name}.ini",
+            "log": f"{log_dir}/{name}.log",
+            "program": f"uwsgi-{name}",
+            "program_file": f"{programs_dir}/uwsgi-{name}.conf",
+            "processes": _int(merged.get("processes", 1), f"uwsgi_instances[{index}].processes"),
+        })
+        out.append(merged)
+    return out
+
+
+def daphne_processes(values):
+    """The daphne processes of the host: supervisor program, socket or TCP address of each."""
+    count = _int(values["daphne_processes"], "daphne_processes")
+    bind = values["daphne_bind"]
+    if bind not in ("unix", "tcp"):
+        raise StackModelError(f"daphne_bind must be unix or tcp, got {bind!r}")
+    port_base = _int(values["daphne_port_base"], "daphne_port_base")
+    out = []
+    for index in range(count):
+        name = f"daphne{index}"
+        entry = {"index": index, "name": name, "program": f"{DAPHNE_GROUP}:{name}", "bind": bind}
+        if bind == "unix":
+            path = f"{DAPHNE_RUN_DIR}/{name}.sock"
+            entry.update({"socket": path, "host": "", "port": 0, "address": f"unix:{path}"})
+        else:
+            host = str(values["daphne_host"])
+            entry.update({"socket": "", "host": host, "port": port_base + index,
+                          "address": f"{host}:{port_base + index}"})
+        out.append(entry)
+    return out
+
+
+def build(variables, host="", defaults=None):
+    """The model of one app host from its variables (a mapping; unset names take the roles' defaults)."""
+    values = role_defaults() if defaults is None else dict(defaults)
+    for names in MODEL_VARIABLES.values():
+        for name in names:
+            if name in variables and variables[name] is not None:
+                values[name] = variables[name]
+    app_name = str(values["django_app_name"])
+    app_root = str(variables.get("django_app_root") or f"/srv/{app_name}").rstrip("/")
+    allowed_hosts = values["django_app_allowed_hosts"]
+    if not isinstance(allowed_hosts, list):
+        raise StackModelError(f"django_app_allowed_hosts must be a list, got {type(allowed_hosts).__name__}")
+    return {
+        "host": host,
+        "ansible_host": str(variables.get("ansible_host") or host),
+        "app_root": app_root,
+        "current": f"{app_root}/current",
+        "releases_dir": f"{app_root}/releases",
+        "app": {
+            "name": app_name,
+            "user": str(variables.get("django_app_user") or app_name),
+            "envexec": str(variables.get("django_app_envexec") or f"{app_root}/bin/envexec"),
+            "settings_module": str(values["django_app_settings_module"]),
+            "wsgi_module": str(values["django_app_wsgi_module"]),
+            "asgi_application": str(values["django_app_asgi_application"]),
+            "allowed_hosts": [str(h) for h in allowed_hosts],
+            "source_exclude": [str(x) for x in values["django_app_source_exclude"] or []],
+        },
+        "supervisor_config": SUPERVISOR_CONFIG,
+        "supervisorctl": ["supervisorctl", "-c", SUPERVISOR_CONFIG],
+        "supervisor_conf_dir": str(values["supervisor_conf_dir"]).rstrip("/"),
+        "daphne_run_dir": DAPHNE_RUN_DIR,
+        "daphne_group": DAPHNE_GROUP,
+        "instances": instances(values),
+        "daphne": daphne_processes(values),
+    }
+
+
+def front_servers(models, front_host, share_loopback=False):
+    """Where a front host reaches every uWSGI instance and daphne process of the app hosts.
+
+    Returns {"uwsgi": [...], "daphne": [...]}, each entry {host, name, address,
+    error}; error is empty when the front can reach the address, else a
+    sentence naming the app host, the instance and what to change.
+    """
+    uwsgi, daphne = [], []
+    for model in models:
+        host = model["host"]
+        here = host == front_host
+        for inst in model["instances"]:
+            sock = inst["socket"]
+            if inst["socket_is_unix"]:
+                address = f"unix:{sock}"
+                error = "" if here else (
+                    f"app host {host}, instance {inst['name']}: unix socket {sock} cannot be reached from "
+                    f"{front_host}; give the instance a TCP socket (private address)")
+            else:
+                addr_host, port = _split_tcp(sock)
+                if addr_host in _WILDCARD_HOSTS:
+                    addr_host = model["ansible_host"]
+                address = f"{addr_host}:{port}"
+                error = "" if here or share_loopback or not _LOOPBACK.match(addr_host) else (
+                    f"app host {host}, instance {inst['name']}: TCP socket {sock} is on loopback, unreachable from "
+                    f"{front_host} (unless the hosts share one loopback: nginx_front_app_hosts_share_loopback)")
+            uwsgi.append({"host": host, "name": inst["name"], "instance": inst["name"], "address": address,
+                          "error": error})
+        for proc in model["daphne"]:
+            if proc["bind"] == "unix":
+                address = proc["address"]
+                error = "" if here else (
+                    f"app host {host}: daphne unix socket {proc['socket']} cannot be reached from {front_host}; "
+                    "set daphne_bind: tcp")
+            else:
+                addr_host = proc["host"]
+                if addr_host in _WILDCARD_HOSTS:
+                    addr_host = model["ansible_host"]
+                address = f"{addr_host}:{proc['port']}"
+                error = ""
+            daphne.append({"host": host, "name": proc["name"], "address": address, "error": error})
+    return {"uwsgi": uwsgi, "daphne": daphne}
