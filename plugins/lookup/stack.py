@@ -8,10 +8,10 @@ DOCUMENTATION = r"""
 name: stack
 author: webstack.django_uwsgi maintainers
 version_added: 0.1.0
-short_description: The shape of an app host's stack (uWSGI instances, daphne processes, paths)
+short_description: "The shape of an app host's stack (uWSGI instances, daphne processes, paths)"
 description:
   - Returns, for each app host named (the current host when none is), the one model of its stack that every role of
-    the collection and the rollout use: each uWSGI instance merged over O(uwsgi_instance_defaults) with its socket,
+    the collection and the rollout use, that is each uWSGI instance merged over O(uwsgi_instance_defaults) with its socket,
     stats socket, chain-reload trigger, master FIFO, ini, log and supervisor program, and each daphne process with its
     supervisor program and socket or TCP address.
   - The current host's variables are read as the task sees them (play, role and extra vars included); another host's
