@@ -2,11 +2,13 @@
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 #   tools/test.sh
 # Stages: tooling, Docker engine, test images, static checks (yamllint,
-# ansible-lint, ansible-test sanity), pytest (module unit and integration
-# tests, collection build/install), then every molecule scenario on Debian 12
-# and 13. Every stage runs when what it needs is there; the script exits
-# non-zero when any stage failed or could not run, and ends with a timing
-# summary. Full logs of each stage: build/test-logs/.
+# ansible-lint), packaging (changelog fragments and CHANGELOG.md, the execution
+# environment's build context: tools/package.sh), ansible-test sanity, pytest
+# (module unit and integration tests, collection build/install, tests of
+# tools/), then every molecule scenario on Debian 12 and 13. Every stage runs
+# when what it needs is there; the script exits non-zero when any stage failed
+# or could not run, and ends with a timing summary. Full logs of each stage:
+# build/test-logs/.
 #   WEBSTACK_SCENARIOS="default rollout:bookworm"   scenarios to run, each on the
 #       releases after its colon (default: the list below: the full stack on
 #       Debian 12 and 13; the fastrouter front, the rollout and the faults
@@ -70,8 +72,14 @@ stage docker "" bash "$WEBSTACK_ROOT/tools/docker.sh"
 # shellcheck disable=SC2086
 stage images docker bash "$WEBSTACK_ROOT/tests/images/build.sh" $DISTROS
 stage lint tooling bash "$WEBSTACK_ROOT/tools/lint.sh"
+stage package tooling bash "$WEBSTACK_ROOT/tools/package.sh"
 stage sanity tooling bash "$WEBSTACK_ROOT/tools/sanity.sh"
-stage pytest tooling bash -c 'source "$0/tools/env.sh" && cd "$0" && pytest -p no:cacheprovider -q tests/unit tests/integration/modules tests/collection benchmarks/tests' "$WEBSTACK_ROOT"
+# Test directories that exist in this checkout (tests/tools may not yet).
+pytest_dirs=()
+for dir in tests/unit tests/integration/modules tests/collection tests/tools benchmarks/tests; do
+  [ -d "$WEBSTACK_ROOT/$dir" ] && pytest_dirs+=("$dir")
+done
+stage pytest tooling bash -c 'source "$0/tools/env.sh" && cd "$0" && pytest -p no:cacheprovider -q "${@}"' "$WEBSTACK_ROOT" "${pytest_dirs[@]}"
 for scenario in "${ordered_scenarios[@]}"; do
   for distro in ${scenario_distros[$scenario]}; do
     stage "molecule-$scenario-$distro" tooling,images bash "$WEBSTACK_ROOT/tools/molecule.sh" "$scenario" "$distro" test

@@ -45,16 +45,69 @@ def installed(tmp_path_factory):
     return {"tarball": tarballs[0], "path": colls, "env": env}
 
 
-def test_tarball_ships_content_and_no_development_files(installed):
+# What needs the checkout's tooling (tools/, .config/molecule, test images) or
+# is a development file: galaxy.yml build_ignore keeps it out of the tarball.
+NOT_SHIPPED = (
+    ".venv", ".git", ".ci", ".config", "tools", "build", "requirements.txt",
+    "molecule", "benchmarks", "tests/images", "tests/badinput", "tests/load",
+    "tests/collection", "tests/tools", "execution-environment.yml",
+    "changelogs/fragments", "changelogs/.plugin-cache.yaml",
+)
+# What an installed collection is used with, beyond roles, playbooks and plugins.
+SHIPPED = (
+    "MANIFEST.json", "FILES.json", "README.md", "CHANGELOG.md", "changelogs/changelog.yaml",
+    "meta/runtime.yml", "meta/execution-environment.yml",
+)
+
+
+def tarball_names(installed):
     with tarfile.open(installed["tarball"]) as tar:
-        names = set(tar.getnames())
-    assert "MANIFEST.json" in names and "meta/runtime.yml" in names
+        return {name.rstrip("/") for name in tar.getnames()}
+
+
+def test_tarball_ships_content_and_no_development_files(installed):
+    names = tarball_names(installed)
     for role in ROLES:
         assert f"roles/{role}/meta/argument_specs.yml" in names
+        assert any(n.startswith(f"roles/{role}/tasks/") and n.endswith(".yml") for n in names), role
     for module in MODULES:
         assert f"plugins/modules/{module}.py" in names
-    for unwanted in (".venv", ".git", "tools", ".ci", "requirements.txt"):
-        assert not any(n == unwanted or n.startswith(unwanted + "/") for n in names), unwanted
+    for playbook in PLAYBOOKS:
+        assert f"playbooks/{playbook}.yml" in names
+    # Every plugin of the checkout (filters, lookups, tests, module_utils, ...).
+    plugins = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("plugins/**/*")
+                     if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    assert plugins
+    assert [p for p in plugins if p not in names] == []
+
+
+@pytest.mark.parametrize("path", SHIPPED)
+def test_tarball_ships(installed, path):
+    assert path in tarball_names(installed)
+
+
+@pytest.mark.parametrize("path", NOT_SHIPPED)
+def test_tarball_leaves_out(installed, path):
+    names = tarball_names(installed)
+    assert [n for n in names if n == path or n.startswith(path + "/")] == []
+
+
+def test_execution_environment_metadata_ships_its_files(installed):
+    """ansible-builder reads meta/execution-environment.yml of the installed
+    collection: every file it names must be in the tarball, and the Python
+    requirements must not bring ansible or ansible-core."""
+    names = tarball_names(installed)
+    with tarfile.open(installed["tarball"]) as tar:
+        meta = yaml.safe_load(tar.extractfile("meta/execution-environment.yml"))
+        deps = meta["dependencies"]
+        assert set(deps) <= {"python", "system"}, deps
+        for path in deps.values():
+            assert not os.path.isabs(path) and path in names, path
+        requirements = tar.extractfile(deps["python"]).read().decode().splitlines()
+    for line in requirements:
+        name = line.split("#", 1)[0].strip().lower()
+        assert not name.startswith(("ansible ", "ansible=", "ansible>", "ansible<", "ansible-core")), line
+        assert name != "ansible", line
 
 
 def test_collection_is_listed(installed):
@@ -82,7 +135,9 @@ def test_ansible_doc_renders_module(installed, module):
 def test_ansible_doc_renders_role(installed, role):
     doc = run("ansible-doc", "-t", "role", "--json", f"{FQCN}.{role}", env=installed["env"])
     data = json.loads(doc.stdout)[f"{FQCN}.{role}"]
-    assert data["entry_points"]["main"]["options"], f"role {role} documents no option"
+    # Not every role has a main entry point (rollout has one per phase).
+    assert data["entry_points"], f"role {role} has no entry point"
+    assert any(entry.get("options") for entry in data["entry_points"].values()), f"role {role} documents no option"
 
 
 def test_fqcn_in_a_playbook(installed, tmp_path):
