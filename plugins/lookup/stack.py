@@ -6,12 +6,13 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: stack
-author: webstack.django_uwsgi maintainers
+author:
+  - webstack.django_uwsgi maintainers (@webstack)
 version_added: 0.1.0
 short_description: "The shape of an app host's stack (uWSGI instances, daphne processes, paths)"
 description:
   - Returns, for each app host named (the current host when none is), the one model of its stack that every role of
-    the collection and the rollout use, that is each uWSGI instance merged over O(uwsgi_instance_defaults) with its socket,
+    the collection and the rollout use, that is each uWSGI instance merged over C(uwsgi_instance_defaults) with its socket,
     stats socket, chain-reload trigger, master FIFO, ini, log and supervisor program, and each daphne process with its
     supervisor program and socket or TCP address.
   - The current host's variables are read as the task sees them (play, role and extra vars included); another host's
@@ -72,7 +73,7 @@ _raw:
       elements: str
     instances:
       description:
-        - The uWSGI instances, in order; every setting of O(uwsgi_instance_defaults) merged in, plus C(socket),
+        - The uWSGI instances, in order; every setting of C(uwsgi_instance_defaults) merged in, plus C(socket),
           C(socket_is_unix), C(run_dir), C(stats), C(master_fifo), C(chain_reload_file), C(ini), C(log), C(program),
           C(program_file) and C(processes) (int).
       type: list
