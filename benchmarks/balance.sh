@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Worker balance of the demo app under the same CPU-bound load, in one run, for:
-#   a  seed 000's hand-written instance (8 processes x 20 threads, no thunder-lock)
+#   a  the hand-written seed instance of configs/seed.ini (8 processes x 20 threads, no thunder-lock)
 #   b  the collection's defaults for one instance (4 processes x 2 threads, thunder-lock)
 #   c  two default instances behind nginx, round robin (site.yml's default)
 #   d  two default instances behind nginx, least_conn
@@ -52,7 +52,7 @@ declare -A SOCKETS=(
 declare -A LABEL=(
   [a]="a seed 8x20" [b]="b defaults 4x2" [c]="c 2 inst rr" [d]="d 2 inst least_conn" [e]="e 2 inst fastrouter")
 declare -A DESCRIBE=(
-  [a]="seed 000: one hand-written instance, 8 processes x 20 threads, enable-threads, lazy-apps, no thunder-lock, nginx"
+  [a]="seed: one hand-written instance (configs/seed.ini), 8 processes x 20 threads, enable-threads, lazy-apps, no thunder-lock, nginx"
   [b]="collection defaults, one instance: 4 processes x 2 threads, thunder-lock, lazy-apps, nginx"
   [c]="two default instances (2 x 4 processes x 2 threads), nginx upstream round robin"
   [d]="two default instances (2 x 4 processes x 2 threads), nginx upstream least_conn"
@@ -143,7 +143,9 @@ for config in $BENCH_CONFIGS; do
   t0="$(date +%s)"
   # A host left over from an earlier run may still run the seed instance.
   seed_stop
+  # The demo project (the django_app role has no default project).
   if ! ansible-playbook -i "$BENCH_DIR/inventory" -e "@$BENCH_DIR/configs/${VARS[$config]}" "${tags[@]}" \
+      -e "django_app_source=$WEBSTACK_ROOT/examples/demo" \
       "$WEBSTACK_ROOT/playbooks/site.yml" >"$RUNS/converge-$config.log" 2>&1; then
     tail -n 40 "$RUNS/converge-$config.log" >&2
     die "$config: site.yml failed (full log: $RUNS/converge-$config.log)"

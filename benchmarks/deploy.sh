@@ -54,7 +54,9 @@ mkdir -p "$RESULTS" "$WORK"
 log "host $HOST (Debian $WEBSTACK_DISTRO), converged with playbooks/site.yml"
 ansible-playbook "$WEBSTACK_ROOT/molecule/shared/destroy.yml" -e "$platforms" >/dev/null
 ansible-playbook "$WEBSTACK_ROOT/molecule/shared/create.yml" -e "$platforms" >/dev/null
-ansible-playbook -i "$INVENTORY" "$WEBSTACK_ROOT/playbooks/site.yml" >"$WORK/site.log" 2>&1 \
+# The demo project (the django_app role has no default project).
+ansible-playbook -i "$INVENTORY" -e "django_app_source=$WEBSTACK_ROOT/examples/demo" \
+  "$WEBSTACK_ROOT/playbooks/site.yml" >"$WORK/site.log" 2>&1 \
   || { tail -40 "$WORK/site.log" >&2; die "site.yml failed"; }
 
 # ready [OLD_PIDS]: every worker of every instance has a pid and accepts, and

@@ -35,6 +35,8 @@ MAX_HOSTS = 9  # ports 18711-18719 and 18731-18739
 ADDRESS = "127.0.0.1"
 WARM = f"{PREFIX}-warm"
 WHEEL = "wheel==0.45.1"
+# The demo project of this checkout (the django_app role has no default project).
+DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples", "demo")
 
 
 def app_name(i):
@@ -77,6 +79,7 @@ def inventory(hosts, uwsgi_wheel=False):
             "vars": {
                 **common,
                 "django_app_name": "demo",
+                "django_app_source": DEMO,
                 "django_app_allowed_hosts": ["localhost", ADDRESS],
                 "nginx_front_listen_port": FRONT_PORT,
                 "nginx_front_listen_addresses": [ADDRESS],

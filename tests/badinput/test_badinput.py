@@ -92,6 +92,7 @@ ROWS = [
     ("env-key-invalid", {"django_app_environment": {"BAD-KEY": "x"}}, [r"django_app_environment.*BAD-KEY"]),
     ("keep-releases-0", {"django_app_keep_releases": 0}, [r"django_app_keep_releases"]),
     ("allowed-hosts-empty", {"django_app_allowed_hosts": []}, [r"django_app_allowed_hosts"]),
+    ("app-source-missing", {"django_app_source": ""}, [r"django_app_source must be the directory on the controller .*manage\.py"]),
 ]
 
 RESULTS = {}
