@@ -22,7 +22,7 @@ description:
     C(uwsgi_conf_dir), C(daphne_processes), C(daphne_bind), C(daphne_host), C(daphne_port_base), C(supervisor_conf_dir),
     C(django_app_name), C(django_app_root), C(django_app_user), C(django_app_envexec), C(django_app_settings_module),
     C(django_app_wsgi_module), C(django_app_asgi_application), C(django_app_allowed_hosts),
-    C(django_app_source_exclude) and C(ansible_host).
+    C(django_app_source_exclude), C(nginx_front_backend) and C(ansible_host).
 options:
   _terms:
     description:
@@ -61,6 +61,9 @@ _raw:
       type: str
     releases_dir:
       description: The directory of the releases.
+      type: str
+    front_backend:
+      description: The front of the stack, C(nginx_upstream) or C(fastrouter) (C(nginx_front_backend)).
       type: str
     app:
       description:

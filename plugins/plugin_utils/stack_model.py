@@ -31,6 +31,7 @@ MODEL_VARIABLES = {
     "uwsgi": ("uwsgi_instances", "uwsgi_instance_defaults", "uwsgi_run_dir", "uwsgi_log_dir", "uwsgi_conf_dir"),
     "daphne": ("daphne_processes", "daphne_bind", "daphne_host", "daphne_port_base"),
     "supervisor": ("supervisor_conf_dir",),
+    "nginx_front": ("nginx_front_backend",),
     "django_app": ("django_app_name", "django_app_settings_module", "django_app_wsgi_module",
                    "django_app_asgi_application", "django_app_allowed_hosts", "django_app_source_exclude"),
 }
@@ -176,6 +177,7 @@ def build(variables, host="", defaults=None):
         "supervisor_config": SUPERVISOR_CONFIG,
         "supervisorctl": ["supervisorctl", "-c", SUPERVISOR_CONFIG],
         "supervisor_conf_dir": str(values["supervisor_conf_dir"]).rstrip("/"),
+        "front_backend": str(values["nginx_front_backend"]),
         "daphne_run_dir": DAPHNE_RUN_DIR,
         "daphne_group": DAPHNE_GROUP,
         "instances": instances(values),

@@ -39,11 +39,18 @@ import uwsgi_protocol  # noqa: E402  pylint: disable=wrong-import-position
 
 ADDRESS = os.environ.get("WEBSTACK_ROLLOUT_ADDRESS", "127.0.0.1")
 FRONT = "http://127.0.0.1:18580"
+# rollout-app1 has the collection's default layout of two instances; rollout-app2
+# another one (three instances of 3, 3 and 2 workers, its own uWSGI run dir and
+# three daphne processes): the front's upstream, supervisor's programs and the
+# rollout's targets must all follow what the inventory says.
 APP_HOSTS = {
     "rollout-app1": {"web1": f"{ADDRESS}:18511", "web2": f"{ADDRESS}:18512"},
-    "rollout-app2": {"web1": f"{ADDRESS}:18521", "web2": f"{ADDRESS}:18522"},
+    "rollout-app2": {"web1": f"{ADDRESS}:18521", "web2": f"{ADDRESS}:18522", "web3": f"{ADDRESS}:18523"},
 }
-PROCESSES = 4
+PROCESSES = {"rollout-app1": {"web1": 4, "web2": 4}, "rollout-app2": {"web1": 3, "web2": 3, "web3": 2}}
+RUN_DIRS = {"rollout-app1": "/run/uwsgi", "rollout-app2": "/run/uwsgi-alt"}
+DAPHNE = {"rollout-app1": [f"{ADDRESS}:18531", f"{ADDRESS}:18532"],
+          "rollout-app2": [f"{ADDRESS}:18541", f"{ADDRESS}:18542", f"{ADDRESS}:18543"]}
 DISTRO = os.environ.get("WEBSTACK_DISTRO", "bookworm")
 BUILD = os.path.join(PROJECT, "build")
 FIGURES = {}
@@ -62,7 +69,7 @@ def stats(host, instance):
     """The stats document of one instance, read inside its host (root-only socket)."""
     code = ("import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1]);d=b''\n"
             "while True:\n c=s.recv(65536)\n if not c: break\n d+=c\nsys.stdout.write(d.decode())")
-    return json.loads(docker(host, "python3", "-c", code, f"/run/uwsgi/{instance}/stats.sock"))
+    return json.loads(docker(host, "python3", "-c", code, f"{RUN_DIRS[host]}/{instance}/stats.sock"))
 
 
 def worker_pids(host, instance):
@@ -83,14 +90,20 @@ def host_state():
 
 
 def assert_check_run(run, expected):
-    """A --check run: exit 0, per app host the plan of the switch ({host: (from, to)}),
-    and no switch task ran."""
+    """A --check run: exit 0, per app host the plan of the switch ({host: (from, to)})
+    naming that host's own instances and daphne processes, and no switch task ran."""
     assert run.returncode == 0, run.text[-4000:]
     for host, (old, new) in expected.items():
-        plan = re.search(rf"Check mode, nothing changed: {host} would go from release (\S+) to (\S+) \(", run.text)
+        plan = re.search(rf"Check mode, nothing changed: {host} would go from release (\S+) to (\S+) \((.*?)restart (.*?) one at a time",
+                         run.text, re.S)
         assert plan, run.text[-4000:]
         assert plan.groups()[0] == old
         assert new is None or plan.groups()[1] == new, plan.group(0)
+        targets = " ".join(plan.group(3).split())
+        wanted = " workers, then ".join(f"{i} with {n}" for i, n in PROCESSES[host].items())
+        assert f"chain-reload {wanted} workers behind the health gates" in targets, targets
+        programs = [p.strip() for p in " ".join(plan.group(4).split()).split(",")]
+        assert programs == [f"daphne:daphne{n}" for n in range(len(DAPHNE[host]))], programs
     for title in ("Point current at release", "Reload each uWSGI instance", "Import the new release's applications"):
         assert task_results(run.text, title) <= {"skipping"}, title
 
@@ -107,13 +120,13 @@ def task_results(text, title):
 
 def accepting(host, instance):
     workers = stats(host, instance)["workers"]
-    return len(workers) == PROCESSES and all(w["accepting"] and w["pid"] > 0 for w in workers)
+    return len(workers) == PROCESSES[host][instance] and all(w["accepting"] and w["pid"] > 0 for w in workers)
 
 
 def instance_healthz(host, instance):
     """/healthz asked of the instance itself over its own TCP socket, in the uwsgi protocol."""
     seen = []
-    for _ in range(PROCESSES * 2):
+    for _ in range(PROCESSES[host][instance] * 2):
         resp = uwsgi_protocol.uwsgi_request(APP_HOSTS[host][instance], path="/healthz", timeout=5)
         assert resp["status"] == 200, resp
         seen.append(json.loads(resp["body"]))
@@ -225,6 +238,27 @@ def initial():
 
 # ---------------------------------------------------------------- tests
 
+def test_layout_follows_the_inventory():
+    """Each app host runs the instances and daphne processes its inventory names
+    (supervisor programs, stats sockets in its run dir), and the front's upstream
+    lists exactly those sockets and daphne addresses."""
+    for host, instances in APP_HOSTS.items():
+        status = docker(host, "supervisorctl", "status", check=False)
+        running = set(re.findall(r"^(\S+)\s+RUNNING", status, re.M))
+        expected = {f"uwsgi-{i}" for i in instances} | {f"daphne:daphne{n}" for n in range(len(DAPHNE[host]))}
+        assert expected <= running, status
+        assert not {p for p in running if p.startswith("uwsgi-")} - expected, status
+        for instance in instances:
+            assert accepting(host, instance), (host, instance)
+    site = docker("rollout-front", "cat", "/etc/nginx/sites-enabled/demo.conf")
+    uwsgi_upstream = site.split("upstream demo_uwsgi {", 1)[1].split("}", 1)[0]
+    daphne_upstream = site.split("upstream demo_daphne {", 1)[1].split("}", 1)[0]
+    primaries = re.findall(r"^\s*server (\S+) max_fails=\d+ fail_timeout", uwsgi_upstream, re.M)
+    assert sorted(primaries) == sorted(s for i in APP_HOSTS.values() for s in i.values()), uwsgi_upstream
+    daphne = re.findall(r"^\s*server (\S+) max_fails=\d+ fail_timeout", daphne_upstream, re.M)
+    assert sorted(daphne) == sorted(a for h in DAPHNE.values() for a in h), daphne_upstream
+
+
 def test_check_mode_rollout_changes_nothing(releases, initial):
     """rollout.yml --check (release id derived from the source, as by default):
     exit 0, the plan per host, and not a pid, link or directory changed."""
@@ -249,8 +283,9 @@ def test_v2_rolls_out_under_load_without_errors(releases, initial):
     assert summary["errors"] == 0, summary["error_samples"]
     assert summary["by_kind"]["ws"]["requests"] > 0
     assert set(durations) == set(APP_HOSTS), run.stdout[-3000:]
-    for line in ("web1: 4 workers replaced", "web2: 4 workers replaced"):
-        assert line in run.stdout
+    for host, instances in PROCESSES.items():
+        for instance, processes in instances.items():
+            assert f"{host} {instance}: {processes} workers replaced" in run.text, (host, instance)
     after = all_pids()
     for host, instances in APP_HOSTS.items():
         assert current_release(host) == "v2"
