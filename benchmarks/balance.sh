@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Worker balance of the demo app under the same CPU-bound load, in one run, for:
-#   a  the hand-written seed instance of configs/seed.ini (8 processes x 20 threads, no thunder-lock)
+#   a  the hand-written instance of configs/hand-written.ini (8 processes x 20 threads, no thunder-lock)
 #   b  the collection's defaults for one instance (4 processes x 2 threads, thunder-lock)
 #   c  two default instances behind nginx, round robin (site.yml's default)
 #   d  two default instances behind nginx, least_conn
@@ -30,12 +30,12 @@ export WEBSTACK_DISTRO="${WEBSTACK_DISTRO:-bookworm}"
 BENCH_DIR="$WEBSTACK_ROOT/benchmarks"
 RUNS="$WEBSTACK_ROOT/build/benchmarks/balance"
 PROBE_DIR="/tmp/webstack-bench"          # in the container (measure.py knows it too)
-SEED_DIR="/run/uwsgi-seed"               # seed.ini's stats socket and pidfile
+HAND_DIR="/run/uwsgi-hand-written"       # hand-written.ini's stats socket and pidfile
 started_at="$(date +%s)"
 
 # config -> vars file, stats sockets, expected instances, one-line description
 declare -A VARS=(
-  [a]=a-seed.yml [b]=b-defaults.yml [c]=c-two-rr.yml [d]=d-two-least-conn.yml [e]=e-two-fastrouter.yml)
+  [a]=a-hand-written.yml [b]=b-defaults.yml [c]=c-two-rr.yml [d]=d-two-least-conn.yml [e]=e-two-fastrouter.yml)
 # The first configuration of a run converges the whole site. A later one that
 # follows the configuration it is written against (AFTER) converges only the
 # roles whose variables differ (NARROW tags): on this 2-core machine a full
@@ -44,15 +44,15 @@ declare -A VARS=(
 declare -A AFTER=([c]=e [d]=c [b]=d [a]=b)
 declare -A NARROW=([c]=supervisor,uwsgi,nginx_front [d]=nginx_front [b]=supervisor,uwsgi,nginx_front [a]=nginx_front)
 declare -A SOCKETS=(
-  [a]="$SEED_DIR/stats.sock"
+  [a]="$HAND_DIR/stats.sock"
   [b]="/run/uwsgi/web1/stats.sock"
   [c]="/run/uwsgi/web1/stats.sock /run/uwsgi/web2/stats.sock"
   [d]="/run/uwsgi/web1/stats.sock /run/uwsgi/web2/stats.sock"
   [e]="/run/uwsgi/web1/stats.sock /run/uwsgi/web2/stats.sock")
 declare -A LABEL=(
-  [a]="a seed 8x20" [b]="b defaults 4x2" [c]="c 2 inst rr" [d]="d 2 inst least_conn" [e]="e 2 inst fastrouter")
+  [a]="a hand-written 8x20" [b]="b defaults 4x2" [c]="c 2 inst rr" [d]="d 2 inst least_conn" [e]="e 2 inst fastrouter")
 declare -A DESCRIBE=(
-  [a]="seed: one hand-written instance (configs/seed.ini), 8 processes x 20 threads, enable-threads, lazy-apps, no thunder-lock, nginx"
+  [a]="hand-written ini: one instance (configs/hand-written.ini), 8 processes x 20 threads, enable-threads, lazy-apps, no thunder-lock, nginx"
   [b]="collection defaults, one instance: 4 processes x 2 threads, thunder-lock, lazy-apps, nginx"
   [c]="two default instances (2 x 4 processes x 2 threads), nginx upstream round robin"
   [d]="two default instances (2 x 4 processes x 2 threads), nginx upstream least_conn"
@@ -76,36 +76,36 @@ done
 platforms="{\"molecule_yml\": {\"platforms\": [{\"name\": \"$BENCH_HOST\"}]}}"
 in_host() { docker exec "$BENCH_HOST" "$@"; }
 
-# The seed instance is the one process this script starts in the container;
+# The hand-written instance is the one process this script starts in the container;
 # it is stopped by the pid in its pidfile, then waited for (bounded).
-seed_stop() {
+hand_written_stop() {
   local pid
-  pid="$(in_host cat "$SEED_DIR/master.pid" 2>/dev/null || true)"
+  pid="$(in_host cat "$HAND_DIR/master.pid" 2>/dev/null || true)"
   [ -n "$pid" ] || return 0
   in_host kill -INT "$pid" 2>/dev/null || true
   for _ in $(seq 1 30); do
-    in_host kill -0 "$pid" 2>/dev/null || { in_host rm -f "$SEED_DIR/master.pid"; return 0; }
+    in_host kill -0 "$pid" 2>/dev/null || { in_host rm -f "$HAND_DIR/master.pid"; return 0; }
     sleep 1
   done
-  log "seed master $pid did not stop within 30 s; killing it"
+  log "hand-written master $pid did not stop within 30 s; killing it"
   in_host kill -KILL "$pid" 2>/dev/null || true
-  in_host rm -f "$SEED_DIR/master.pid"
+  in_host rm -f "$HAND_DIR/master.pid"
 }
 
-seed_start() {
-  log "a: stopping the role's instance web1, starting configs/seed.ini on 127.0.0.1:18682 (nginx's upstream now)"
+hand_written_start() {
+  log "a: stopping the role's instance web1, starting configs/hand-written.ini on 127.0.0.1:18682 (nginx's upstream now)"
   in_host supervisorctl stop uwsgi-web1 >/dev/null
-  seed_stop
-  in_host install -d -o demo -g demo -m 0750 "$SEED_DIR"
-  docker cp "$BENCH_DIR/configs/seed.ini" "$BENCH_HOST:/etc/uwsgi/seed.ini" >/dev/null
+  hand_written_stop
+  in_host install -d -o demo -g demo -m 0750 "$HAND_DIR"
+  docker cp "$BENCH_DIR/configs/hand-written.ini" "$BENCH_HOST:/etc/uwsgi/hand-written.ini" >/dev/null
   # Same release, virtualenv and environment (secrets) as the role's instances.
-  in_host /srv/demo/bin/envexec /srv/demo/current/venv/bin/uwsgi --ini /etc/uwsgi/seed.ini:secstats >/dev/null
+  in_host /srv/demo/bin/envexec /srv/demo/current/venv/bin/uwsgi --ini /etc/uwsgi/hand-written.ini:secstats >/dev/null
   for _ in $(seq 1 30); do
-    in_host test -S "$SEED_DIR/stats.sock" && return 0
+    in_host test -S "$HAND_DIR/stats.sock" && return 0
     sleep 1
   done
-  in_host tail -n 30 /var/log/uwsgi/seed.log >&2 || true
-  die "the seed instance did not open its stats socket within 30 s (log above)"
+  in_host tail -n 30 /var/log/uwsgi/hand-written.log >&2 || true
+  die "the hand-written instance did not open its stats socket within 30 s (log above)"
 }
 
 cleanup() {
@@ -141,8 +141,8 @@ for config in $BENCH_CONFIGS; do
   fi
   log "$config: converging playbooks/site.yml with benchmarks/configs/${VARS[$config]} ${tags[*]:-(every role)}"
   t0="$(date +%s)"
-  # A host left over from an earlier run may still run the seed instance.
-  seed_stop
+  # A host left over from an earlier run may still run the hand-written instance.
+  hand_written_stop
   # The demo project (the django_app role has no default project).
   if ! ansible-playbook -i "$BENCH_DIR/inventory" -e "@$BENCH_DIR/configs/${VARS[$config]}" "${tags[@]}" \
       -e "django_app_source=$WEBSTACK_ROOT/examples/demo" \
@@ -154,7 +154,7 @@ for config in $BENCH_CONFIGS; do
   log "$config: converged in $converge_s s ($(grep -A1 'PLAY RECAP' "$RUNS/converge-$config.log" | tail -n1 | tr -s ' '))"
   printf '{"config": "%s", "seconds": %d, "tags": "%s"}\n' "$config" "$converge_s" "${tags[1]:-all}" \
     >>"$RUNS/converges.jsonl"
-  if [ "$config" = a ]; then seed_start; fi
+  if [ "$config" = a ]; then hand_written_start; fi
   read -r -a sockets <<<"${SOCKETS[$config]}"
   socket_args=()
   for s in "${sockets[@]}"; do socket_args+=(--socket "$s"); done
@@ -163,7 +163,7 @@ for config in $BENCH_CONFIGS; do
     --concurrency "$BENCH_CONCURRENCY" --duration "$BENCH_DURATION" --cpu-ms "$BENCH_CPU_MS" \
     --out-dir "$RUNS" || die "$config: the measurement could not be made"
   if [ "$config" = a ]; then
-    seed_stop
+    hand_written_stop
     in_host supervisorctl start uwsgi-web1 >/dev/null || true
   fi
   previous="$config"

@@ -1,4 +1,4 @@
-"""The faults operators have met (seed 001), each with load running through nginx.
+"""The faults operators have met on their hosts, each with load running through nginx.
 
 For each fault, tests/load/loadgen.py sends 40 requests/s (HTTP /cpu?ms=2 and
 /healthz, websocket echo) to nginx on 127.0.0.1:18380: a few seconds before,

@@ -330,7 +330,7 @@ def test_broken_v3_fails_on_the_first_host_and_hurts_no_one(releases):
 
 
 def test_broken_v3_past_the_preflight_is_put_back_by_the_chain(releases):
-    """The Failure contract itself: with the preflight off, v3 reaches the
+    """What a failed rollout does: with the preflight off, v3 reaches the
     chain; the chain stalls on the first worker, current goes back to v2, the
     chain finishes on v2, the host fails naming instance, worker and the
     import error, and the second host is not touched."""
