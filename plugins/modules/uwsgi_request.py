@@ -17,7 +17,11 @@ description:
     sends it to the instance's unix or TCP socket exactly as nginx's C(uwsgi_pass) would, and reads the raw HTTP
     response until the instance closes the connection.
   - This asks one instance directly, whatever a balancer in front of it would choose. A rollout uses it to prove
-    that the instance it just reloaded serves the new release (for example its C(/healthz)).
+    that the instance it just reloaded serves the new release.
+  - With O(probe), the request is the probe of the collection's WSGI entry point (which every instance of the uwsgi
+    role runs) - C(GET /__webstack__/probe) with the uwsgi var C(WEBSTACK_PROBE=1), answered by the entry point
+    itself, after the app imported, with JSON naming the C(release) the worker loaded, the C(instance), the uWSGI
+    C(worker) id and the C(pid); so no application URL is needed. Requests through nginx never carry that var.
   - Returns the status, the headers, the body and, when the body is JSON, the decoded document. Fails when the
     status is not in O(status_code), when the socket cannot be reached or when the answer is not HTTP.
   - Only C(GET) and C(HEAD) are offered, so the module never changes anything and reports RV(ignore:changed=false).
@@ -43,8 +47,16 @@ options:
     description:
       - Path of the request (C(PATH_INFO)). A query string after C(?) is split off into C(QUERY_STRING) unless
         O(query_string) is given.
+      - Defaults to C(/__webstack__/probe) with O(probe), else to C(/).
     type: str
-    default: /
+  probe:
+    description:
+      - Send the uwsgi var C(WEBSTACK_PROBE=1), so that the collection's WSGI entry point answers
+        C(/__webstack__/probe) itself.
+      - The task then also fails when the answer (with a status in O(status_code)) is not JSON with a C(release)
+        field, for an instance that does not run that entry point.
+    type: bool
+    default: false
   query_string:
     description:
       - Query string without the leading C(?).
@@ -74,7 +86,8 @@ options:
     default: {}
   extra_vars:
     description:
-      - Further uwsgi vars sent as they are, for example C(HTTPS=on) or C(REMOTE_ADDR).
+      - Further uwsgi vars sent as they are, for example C(HTTPS=on) or C(REMOTE_ADDR). O(probe) adds
+        C(WEBSTACK_PROBE=1).
     type: dict
     default: {}
   status_code:
@@ -100,17 +113,17 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Ask web1 itself for its health check
+- name: Ask a worker of web1 itself which release it loaded (the probe)
   webstack.django_uwsgi.uwsgi_request:
     socket: /run/uwsgi/web1/uwsgi.sock
-    path: /healthz
+    probe: true
   become: true
-  register: web1_health
+  register: web1_probe
 
 - name: Check that web1 serves the new release
   ansible.builtin.assert:
-    that: web1_health.json.release == 'v2'
-    fail_msg: "web1 serves {{ web1_health.json.release }}"
+    that: web1_probe.json.release == 'v2' and web1_probe.json.instance == 'web1'
+    fail_msg: "worker {{ web1_probe.json.worker }} of web1 serves {{ web1_probe.json.release }}"
 
 - name: Wait until an instance on a TCP socket answers 200
   webstack.django_uwsgi.uwsgi_request:
@@ -153,12 +166,12 @@ body:
   description: Response body as text (undecodable bytes replaced).
   returned: when an answer came
   type: str
-  sample: '{"status": "ok", "release": "v2", "pid": 5120, "instance": "web1", "worker": 3, "server": "uwsgi"}'
+  sample: '{"release": "v2", "instance": "web1", "worker": 3, "pid": 5120}'
 json:
   description: The decoded body when it is JSON, else null.
   returned: when an answer came
   type: raw
-  sample: {"status": "ok", "release": "v2", "pid": 5120, "instance": "web1", "worker": 3, "server": "uwsgi"}
+  sample: {"release": "v2", "instance": "web1", "worker": 3, "pid": 5120}
 elapsed:
   description: Seconds from connecting until the answer was read.
   returned: when an answer came
@@ -178,8 +191,9 @@ request_vars:
 reason_code:
   description:
     - Why the request failed without an HTTP answer, one of V(refused), V(missing), V(permission), V(connect),
-      V(timeout), V(reset), V(empty), V(not_http), V(too_large), V(bad_address).
-  returned: failure without an answer
+      V(timeout), V(reset), V(empty), V(not_http), V(too_large), V(bad_address); with O(probe) also V(no_probe)
+      (an answer that is not the probe's JSON).
+  returned: failure without an answer, or with O(probe) an answer that is not the probe's
   type: str
   sample: refused
 """
@@ -194,13 +208,15 @@ from ansible_collections.webstack.django_uwsgi.plugins.module_utils.uwsgi_protoc
 )
 
 BODY_QUOTE = 500
+PROBE_PATH = '/__webstack__/probe'
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             socket=dict(type='str', required=True),
-            path=dict(type='str', default='/'),
+            path=dict(type='str'),
+            probe=dict(type='bool', default=False),
             query_string=dict(type='str', default=''),
             method=dict(type='str', default='GET', choices=['GET', 'HEAD']),
             host=dict(type='str', default='localhost'),
@@ -213,6 +229,11 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    if p['path'] is None:
+        p['path'] = PROBE_PATH if p['probe'] else '/'
+    extra_vars = dict(p['extra_vars'])
+    if p['probe']:
+        extra_vars['WEBSTACK_PROBE'] = '1'
     if p['timeout'] <= 0:
         module.fail_json(msg='timeout must be a positive number of seconds, got %s' % p['timeout'], socket=p['socket'])
     if not p['path'].startswith('/'):
@@ -223,7 +244,7 @@ def main():
     try:
         response = uwsgi_request(
             p['socket'], method=p['method'], path=p['path'], query_string=p['query_string'], host=p['host'],
-            server_port=p['server_port'], headers=p['headers'], extra_vars=p['extra_vars'], timeout=p['timeout'])
+            server_port=p['server_port'], headers=p['headers'], extra_vars=extra_vars, timeout=p['timeout'])
     except UwsgiProtocolError as exc:
         module.fail_json(msg='%s %s on %s: %s' % (p['method'], p['path'], p['socket'], exc),
                          socket=p['socket'], reason_code=exc.reason, changed=False)
@@ -246,6 +267,12 @@ def main():
                          % (p['method'], p['path'], p['socket'], response['status'], response['reason'],
                             ', '.join(str(s) for s in p['status_code']), quote))
         module.fail_json(**result)
+    if p['probe'] and not (isinstance(result['json'], dict) and 'release' in result['json']):
+        quote = text if len(text) <= BODY_QUOTE else text[:BODY_QUOTE] + '...'
+        result['msg'] = ('the probe %s on %s answered %d without the probe\'s JSON (release, instance, worker, pid): '
+                         'the instance does not run the collection\'s WSGI entry point. Body: %s'
+                         % (p['path'], p['socket'], response['status'], quote))
+        module.fail_json(reason_code='no_probe', **result)
     module.exit_json(**result)
 
 

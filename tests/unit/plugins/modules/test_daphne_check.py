@@ -29,9 +29,22 @@ from ansible_collections.webstack.django_uwsgi.plugins.modules import daphne_che
 GUID = b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 
 
+# The app checks of the stand-in below; the probes of the collection's ASGI
+# entry point are tested on their own at the end.
+APP_CHECKS = {'probe': False, 'health_path': '/healthz', 'websocket_path': '/ws/echo/'}
+
+
 @pytest.fixture
 def run(run_module):
-    """run(args, check_mode=False) -> (exit code, result) of daphne_check."""
+    """run(args, check_mode=False) -> (exit code, result) of daphne_check with the app checks only."""
+    def call(args, check_mode=False):
+        return run_module(daphne_check.main, dict(APP_CHECKS, **args), check_mode=check_mode)
+    return call
+
+
+@pytest.fixture
+def run_probe(run_module):
+    """run_probe(args) -> (exit code, result) of daphne_check with its defaults (the probes)."""
     return functools.partial(run_module, daphne_check.main)
 
 
@@ -493,7 +506,7 @@ def test_both_skipped_is_an_error(run, daphne):
     server = daphne()
     code, out = run(dict(server.args, health_path='', websocket_path=''))
     assert code == 1
-    assert 'health_path and websocket_path are both empty' in out['msg']
+    assert 'probe is false and health_path and websocket_path are both empty' in out['msg']
     assert server.requests == []
 
 
@@ -510,7 +523,7 @@ def test_both_skipped_is_an_error(run, daphne):
     ({'address': '127.0.0.1:8001', 'health_path': 'healthz'}, 'health_path must start with /'),
     ({'address': '127.0.0.1:8001', 'websocket_path': 'ws/'}, 'websocket_path must start with /'),
     ({'address': '127.0.0.1:8001', 'health_path': '', 'expect_release': 'v2'},
-     'expect_release needs the health check, but health_path is empty'),
+     'expect_release needs the probe or the health check, but probe is false and health_path is empty'),
     ({'address': '127.0.0.1:8001', 'host': 'a b'}, 'host must be a host name without spaces'),
     ({'address': '127.0.0.1:8001', 'expect_status': 42}, 'expect_status must be an HTTP status'),
     ({'address': '127.0.0.1:8001', 'headers': {'X-A': 'one\r\nX-B: two'}}, 'headers must map header names'),
@@ -557,3 +570,56 @@ def test_client_frames_are_masked_and_round_trip(size):
             out, self.data = self.data[:count], self.data[count:]
             return out
     assert read_client_frame(Conn(data)) == (0x2, payload, True)
+
+
+# ---------------------------------------------------------------- the probes (the defaults)
+
+def probe_daphne(daphne, kind='unix', release='v2', **settings):
+    """A stand-in answering the probes of the collection's ASGI entry point."""
+    return daphne(kind, health_path='/__webstack__/probe', ws_path='/__webstack__/ws',
+                  doc={'release': release, 'process': 'daphne0', 'pid': 4711}, **settings)
+
+
+@pytest.mark.parametrize('kind', ['unix', 'tcp'])
+def test_probe_by_default(run_probe, daphne, kind):
+    server = probe_daphne(daphne, kind)
+    code, out = run_probe(dict(server.args, expect_release='v2'))
+    assert code == 0, out
+    assert out['probe']['ok'] is True and out['probe']['release'] == 'v2'
+    assert out['probe']['json'] == {'release': 'v2', 'process': 'daphne0', 'pid': 4711}
+    assert out['probe_websocket']['ok'] is True and out['probe_websocket']['path'] == '/__webstack__/ws'
+    assert out['healthz'] is None and out['websocket'] is None
+    assert [r['path'] for r in server.requests] == ['/__webstack__/probe', '/__webstack__/ws']
+    # the probes are answered only without proxy headers: none is sent
+    for request in server.requests:
+        assert not set(request['headers']) & {'x-forwarded-for', 'x-real-ip', 'forwarded'}
+
+
+def test_probe_wrong_release(run_probe, daphne):
+    server = probe_daphne(daphne, release='v1')
+    code, out = run_probe(dict(server.args, expect_release='v2'))
+    assert code == 1
+    assert out['failed_check'] == 'probe' and out['reason_code'] == 'release'
+    assert out['msg'].startswith('daphne at unix:%s: probe /__webstack__/probe reports release v1 (expected v2) '
+                                 'after 1 attempt' % server.address)
+
+
+def test_probe_missing_entry_point(run_probe, daphne):
+    """A process without the collection's entry point answers 404 to the probe."""
+    server = daphne()
+    code, out = run_probe(server.args)
+    assert code == 1 and out['failed_check'] == 'probe'
+    assert 'probe /__webstack__/probe answered 404 (expected 200)' in out['msg']
+
+
+def test_probe_then_app_health_as_extra_gate(run_probe, daphne):
+    server = probe_daphne(daphne)
+    code, out = run_probe(dict(server.args, health_path='/healthz'))
+    assert code == 1 and out['failed_check'] == 'healthz', out
+    assert out['probe']['ok'] and out['probe_websocket']['ok']
+    assert 'health check /healthz answered 404 (expected 200)' in out['msg']
+
+
+def test_probe_refuses_proxy_headers(run_probe):
+    code, out = run_probe({'address': '127.0.0.1:8001', 'headers': {'X-Forwarded-For': '10.0.0.1'}})
+    assert code == 1 and 'must not hold x-forwarded-for' in out['msg']
