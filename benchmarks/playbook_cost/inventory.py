@@ -80,6 +80,8 @@ def inventory(hosts, uwsgi_wheel=False):
                 **common,
                 "django_app_name": "demo",
                 "django_app_source": DEMO,
+                # The demo has websockets (channels): daphne and the websocket location.
+                "django_app_asgi_application": "demo.asgi:application",
                 "django_app_allowed_hosts": ["localhost", ADDRESS],
                 "nginx_front_listen_port": FRONT_PORT,
                 "nginx_front_listen_addresses": [ADDRESS],

@@ -21,6 +21,7 @@ import errno
 import json
 import socket
 import struct
+import threading
 import time
 
 # The Python/WSGI request handler of uWSGI.
@@ -273,3 +274,67 @@ def uwsgi_request(address, method='GET', path='/', query_string='', host='localh
     response['elapsed'] = round(time.time() - started, 4)
     response['vars'] = dict(pairs)
     return response
+
+
+# The probe of the collection's WSGI entry point: answered by the entry point
+# itself (after the app imported) only when the uwsgi var WEBSTACK_PROBE is 1.
+PROBE_PATH = '/__webstack__/probe'
+PROBE_VARS = {'WEBSTACK_PROBE': '1'}
+
+
+def probe_answer(response):
+    """The probe's JSON document of a response, or None when it is not the probe's answer."""
+    doc = body_json(response['body'], response['headers'])
+    if response['status'] != 200 or not isinstance(doc, dict) or 'release' not in doc:
+        return None
+    return doc
+
+
+def probe_workers(address, workers, host='localhost', timeout=10.0, request_timeout=5.0, clock=time.time):
+    """Probe answers until every worker id 1..``workers`` answered, or ``timeout`` seconds passed.
+
+    Probes go in concurrent bursts (one idle worker would otherwise take every
+    request in turn). Returns dict(answers=[doc, ...], workers={id: doc},
+    missing=[ids], attempts=n). Raises UwsgiProtocolError when no request of a
+    burst got any answer, or an answer is not the probe's (reason no_probe).
+    """
+    wanted = set(range(1, workers + 1))
+    burst = min(max(2 * workers, 4), 32)
+    deadline = clock() + timeout
+    answers, by_worker = [], {}
+    attempts = 0
+    while True:
+        results = [None] * burst
+
+        def one(slot):
+            try:
+                results[slot] = uwsgi_request(address, path=PROBE_PATH, host=host, extra_vars=PROBE_VARS,
+                                              timeout=request_timeout)
+            except UwsgiProtocolError as exc:
+                results[slot] = exc
+        threads = [threading.Thread(target=one, args=(slot,)) for slot in range(burst)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        attempts += burst
+        errors = [r for r in results if isinstance(r, UwsgiProtocolError)]
+        if len(errors) == burst:
+            raise errors[0]
+        for response in results:
+            if isinstance(response, UwsgiProtocolError):
+                continue
+            doc = probe_answer(response)
+            if doc is None:
+                text = body_text(response['body'])
+                raise UwsgiProtocolError(
+                    'the probe answered %d %s without its JSON (release, instance, worker, pid): the instance does '
+                    'not run the collection\'s WSGI entry point (answer: %r)'
+                    % (response['status'], response['reason'], text[:80]), 'no_probe')
+            answers.append(doc)
+            if doc.get('worker') is not None:
+                by_worker.setdefault(doc['worker'], doc)
+        missing = sorted(wanted - set(by_worker))
+        if not missing or clock() >= deadline:
+            return {'answers': answers, 'workers': by_worker, 'missing': missing, 'attempts': attempts}
+        time.sleep(0.05)

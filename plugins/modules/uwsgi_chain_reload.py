@@ -101,17 +101,20 @@ options:
   nudge_socket:
     description:
       - The instance's own request socket (unix socket path or C(host:port)). When given, and the chain has waited
-        O(nudge_after) seconds for an old worker to exit, the module sends one light request (GET O(nudge_path))
-        to the instance every O(poll_interval) until that worker is gone.
+        O(nudge_after) seconds for an old worker to exit, the module sends one light request to the instance every
+        O(poll_interval) until that worker is gone - the probe of the collection's WSGI entry point
+        (C(GET /__webstack__/probe) with the uwsgi var C(WEBSTACK_PROBE=1), answered without the app), or
+        C(GET) O(nudge_path) when that is given.
       - uWSGI 2.0 ends the graceful reload of a worker with several threads only after each of its threads took
         one more request; on an instance without traffic every step of the chain would otherwise wait the
         instance's C(worker-reload-mercy). Under traffic the nudges are not needed and not sent.
     type: str
   nudge_path:
     description:
-      - Path of the nudge request; it should be cheap and harmless (a health check).
+      - Path of a plain nudge request to the app instead of the probe; it should be cheap and harmless (a health
+        check). Empty or omitted for the probe.
     type: str
-    default: /healthz
+    default: ""
   nudge_host:
     description:
       - Host header of the nudge request (one the application allows).
@@ -141,7 +144,6 @@ EXAMPLES = r"""
     socket: /run/uwsgi/web1/stats.sock
     touch_file: /run/uwsgi/web1/chain-reload
     nudge_socket: /run/uwsgi/web1/uwsgi.sock
-    nudge_path: /healthz
   become: true
 
 - name: Chain-reload web1 by touching its trigger file
@@ -265,6 +267,8 @@ from ansible_collections.webstack.django_uwsgi.plugins.module_utils.uwsgi_chain 
     ChainReloadError,
 )
 from ansible_collections.webstack.django_uwsgi.plugins.module_utils.uwsgi_protocol import (
+    PROBE_PATH,
+    PROBE_VARS,
     UwsgiProtocolError,
     uwsgi_request,
 )
@@ -272,10 +276,14 @@ from ansible_collections.webstack.django_uwsgi.plugins.module_utils.uwsgi_stats 
 
 
 def make_nudge(socket, path, host):
-    """One short request to the instance; errors are of no interest (the reload is watched on the stats)."""
+    """One short request to the instance (the probe without ``path``); errors are of no interest (the reload is
+    watched on the stats)."""
     def nudge():
         try:
-            uwsgi_request(socket, path=path, host=host, timeout=2.0)
+            if path:
+                uwsgi_request(socket, path=path, host=host, timeout=2.0)
+            else:
+                uwsgi_request(socket, path=PROBE_PATH, host=host, extra_vars=PROBE_VARS, timeout=2.0)
         except (UwsgiProtocolError, OSError, ValueError):
             pass
     return nudge
@@ -296,7 +304,7 @@ def main():
             log_lines=dict(type='int', default=20),
             stats_timeout=dict(type='float', default=5),
             nudge_socket=dict(type='str'),
-            nudge_path=dict(type='str', default='/healthz'),
+            nudge_path=dict(type='str', default=''),
             nudge_host=dict(type='str', default='localhost'),
             nudge_after=dict(type='float', default=2),
         ),

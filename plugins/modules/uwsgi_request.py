@@ -57,6 +57,22 @@ options:
         field, for an instance that does not run that entry point.
     type: bool
     default: false
+  probe_workers:
+    description:
+      - With O(probe), the number of workers of the instance; the probe is then sent in concurrent bursts until
+        every worker id from 1 to this number answered (or O(timeout) passed), and every answer must pass
+        O(expect_release) and O(expect_instance). V(0) sends one probe.
+      - The task fails naming the worker that answered wrong, or the workers that never answered.
+    type: int
+    default: 0
+  expect_release:
+    description:
+      - With O(probe), the release every probe answer must report (the release its worker loaded).
+    type: str
+  expect_instance:
+    description:
+      - With O(probe), the instance every probe answer must report.
+    type: str
   query_string:
     description:
       - Query string without the leading C(?).
@@ -120,6 +136,15 @@ EXAMPLES = r"""
   become: true
   register: web1_probe
 
+- name: Check that each of the 4 workers of web1 loaded release v2
+  webstack.django_uwsgi.uwsgi_request:
+    socket: /run/uwsgi/web1/uwsgi.sock
+    probe: true
+    probe_workers: 4
+    expect_release: v2
+    expect_instance: web1
+  become: true
+
 - name: Check that web1 serves the new release
   ansible.builtin.assert:
     that: web1_probe.json.release == 'v2' and web1_probe.json.instance == 'web1'
@@ -177,6 +202,17 @@ elapsed:
   returned: when an answer came
   type: float
   sample: 0.0123
+workers:
+  description: With O(probe_workers), the probe answer of each worker id that answered.
+  returned: with O(probe_workers)
+  type: dict
+  sample: {"1": {"release": "v2", "instance": "web1", "worker": 1, "pid": 5118}}
+failed_worker:
+  description: With O(probe), the worker whose answer failed O(expect_release) or O(expect_instance), or the first
+    that did not answer.
+  returned: failure of a probe check
+  type: int
+  sample: 3
 socket:
   description: The socket as given.
   returned: always
@@ -192,7 +228,8 @@ reason_code:
   description:
     - Why the request failed without an HTTP answer, one of V(refused), V(missing), V(permission), V(connect),
       V(timeout), V(reset), V(empty), V(not_http), V(too_large), V(bad_address); with O(probe) also V(no_probe)
-      (an answer that is not the probe's JSON).
+      (an answer that is not the probe's JSON), V(release), V(instance) (an answer failing O(expect_release) or
+      O(expect_instance)) and V(unseen) (workers that did not answer).
   returned: failure without an answer, or with O(probe) an answer that is not the probe's
   type: str
   sample: refused
@@ -204,11 +241,48 @@ from ansible_collections.webstack.django_uwsgi.plugins.module_utils.uwsgi_protoc
     UwsgiProtocolError,
     body_json,
     body_text,
+    probe_workers,
     uwsgi_request,
 )
 
 BODY_QUOTE = 500
 PROBE_PATH = '/__webstack__/probe'
+
+
+def wrong_answer(p, doc):
+    """(message, reason) when the probe answer ``doc`` fails the expectations, else None."""
+    where = 'worker %s of %s' % (doc.get('worker'), p['expect_instance'] or p['socket'])
+    if p['expect_instance'] and doc.get('instance') != p['expect_instance']:
+        return ('worker %s on %s answered the probe as instance %s instead of %s'
+                % (doc.get('worker'), p['socket'], doc.get('instance'), p['expect_instance']), 'instance')
+    if p['expect_release'] and str(doc.get('release')) != p['expect_release']:
+        return ('%s (pid %s) answered the probe with release %s instead of %s'
+                % (where, doc.get('pid'), doc.get('release'), p['expect_release']), 'release')
+    return None
+
+
+def check_workers(module, p):
+    """Probe until every worker answered; fail naming the first wrong or missing worker."""
+    try:
+        seen = probe_workers(p['socket'], p['probe_workers'], host=p['host'], timeout=p['timeout'],
+                             request_timeout=min(p['timeout'], 5.0))
+    except UwsgiProtocolError as exc:
+        module.fail_json(msg='probe of %s: %s' % (p['socket'], exc), socket=p['socket'], reason_code=exc.reason,
+                         changed=False)
+    result = dict(changed=False, socket=p['socket'], workers=dict((str(k), v) for k, v in seen['workers'].items()),
+                  json=seen['answers'][0] if seen['answers'] else None, status=200, attempts=seen['attempts'])
+    for doc in seen['answers']:
+        problem = wrong_answer(p, doc)
+        if problem:
+            module.fail_json(msg=problem[0], reason_code=problem[1], failed_worker=doc.get('worker'), **result)
+    if seen['missing']:
+        module.fail_json(
+            msg='worker%s %s of %s did not answer the probe within %s s (%d probes; workers %s answered)'
+                % ('' if len(seen['missing']) == 1 else 's', ', '.join(str(w) for w in seen['missing']),
+                   p['expect_instance'] or p['socket'], p['timeout'], seen['attempts'],
+                   ', '.join(str(w) for w in sorted(seen['workers'])) or 'none'),
+            reason_code='unseen', failed_worker=seen['missing'][0], **result)
+    module.exit_json(**result)
 
 
 def main():
@@ -217,6 +291,9 @@ def main():
             socket=dict(type='str', required=True),
             path=dict(type='str'),
             probe=dict(type='bool', default=False),
+            probe_workers=dict(type='int', default=0),
+            expect_release=dict(type='str'),
+            expect_instance=dict(type='str'),
             query_string=dict(type='str', default=''),
             method=dict(type='str', default='GET', choices=['GET', 'HEAD']),
             host=dict(type='str', default='localhost'),
@@ -240,6 +317,16 @@ def main():
         module.fail_json(msg='path must start with /, got %r' % p['path'], socket=p['socket'])
     if not 1 <= p['server_port'] <= 65535:
         module.fail_json(msg='server_port must be between 1 and 65535, got %s' % p['server_port'], socket=p['socket'])
+
+    if p['probe_workers'] or p['expect_release'] or p['expect_instance']:
+        if not p['probe']:
+            module.fail_json(msg='probe_workers, expect_release and expect_instance need probe: true',
+                             socket=p['socket'])
+        if p['probe_workers'] < 0:
+            module.fail_json(msg='probe_workers must be 0 or a number of workers, got %s' % p['probe_workers'],
+                             socket=p['socket'])
+    if p['probe'] and p['probe_workers']:
+        check_workers(module, p)
 
     try:
         response = uwsgi_request(
@@ -273,6 +360,11 @@ def main():
                          'the instance does not run the collection\'s WSGI entry point. Body: %s'
                          % (p['path'], p['socket'], response['status'], quote))
         module.fail_json(reason_code='no_probe', **result)
+    if p['probe']:
+        problem = wrong_answer(p, result['json'])
+        if problem:
+            module.fail_json(msg=problem[0], reason_code=problem[1], failed_worker=result['json'].get('worker'),
+                             **result)
     module.exit_json(**result)
 
 

@@ -36,7 +36,8 @@ MODEL_VARIABLES = {
                    "django_app_asgi_application", "django_app_allowed_hosts", "django_app_source_exclude"),
 }
 # Read when set, else derived from the values above (their defaults are templates).
-DERIVED_VARIABLES = ("django_app_root", "django_app_user", "django_app_envexec", "ansible_host")
+DERIVED_VARIABLES = ("django_app_root", "django_app_user", "django_app_envexec", "ansible_host",
+                     "daphne_asgi_application")
 
 _LOOPBACK = re.compile(r"^(127\.|localhost$|\[::1\]$)")
 _WILDCARD_HOSTS = ("", "0.0.0.0", "*", "::", "[::]")
@@ -124,9 +125,22 @@ def instances(values):
     return out
 
 
-def daphne_processes(values):
-    """The daphne processes of the host: supervisor program, socket or TCP address of each."""
+def asgi_application(variables, values):
+    """The ASGI application daphne serves: daphne_asgi_application when set, else django_app_asgi_application.
+
+    Empty means the project has no ASGI application, so the host runs no daphne.
+    """
+    value = variables.get("daphne_asgi_application")
+    if value is None:
+        value = values["django_app_asgi_application"]
+    return str(value or "").strip()
+
+
+def daphne_processes(values, asgi=True):
+    """The daphne processes of the host: supervisor program, socket or TCP address of each (none without asgi)."""
     count = _int(values["daphne_processes"], "daphne_processes")
+    if not asgi:
+        return []
     bind = values["daphne_bind"]
     if bind not in ("unix", "tcp"):
         raise StackModelError(f"daphne_bind must be unix or tcp, got {bind!r}")
@@ -155,6 +169,7 @@ def build(variables, host="", defaults=None):
                 values[name] = variables[name]
     app_name = str(values["django_app_name"])
     app_root = str(variables.get("django_app_root") or f"/srv/{app_name}").rstrip("/")
+    asgi = asgi_application(variables, values)
     allowed_hosts = values["django_app_allowed_hosts"]
     if not isinstance(allowed_hosts, list):
         raise StackModelError(f"django_app_allowed_hosts must be a list, got {type(allowed_hosts).__name__}")
@@ -170,7 +185,7 @@ def build(variables, host="", defaults=None):
             "envexec": str(variables.get("django_app_envexec") or f"{app_root}/bin/envexec"),
             "settings_module": str(values["django_app_settings_module"]),
             "wsgi_module": str(values["django_app_wsgi_module"]),
-            "asgi_application": str(values["django_app_asgi_application"]),
+            "asgi_application": asgi,
             "allowed_hosts": [str(h) for h in allowed_hosts],
             "source_exclude": [str(x) for x in values["django_app_source_exclude"] or []],
         },
@@ -181,7 +196,7 @@ def build(variables, host="", defaults=None):
         "daphne_run_dir": DAPHNE_RUN_DIR,
         "daphne_group": DAPHNE_GROUP,
         "instances": instances(values),
-        "daphne": daphne_processes(values),
+        "daphne": daphne_processes(values, bool(asgi)),
     }
 
 

@@ -319,3 +319,35 @@ def test_probe_of_an_instance_without_the_entry_point(run, uwsgi_with_entry):
     code, out = run({'socket': uwsgi_with_entry['address'], 'probe': True, 'path': '/elsewhere'})
     assert code == 1 and out['reason_code'] == 'no_probe'
     assert "does not run the collection's WSGI entry point" in out['msg']
+
+
+def test_real_uwsgi_every_worker_probed(run, uwsgi_with_entry):
+    code, out = run({'socket': uwsgi_with_entry['address'], 'probe': True, 'probe_workers': 3,
+                     'expect_release': 'v7', 'expect_instance': 'web9'})
+    assert code == 0, out
+    assert sorted(out['workers']) == ['1', '2', '3']
+    assert {d['release'] for d in out['workers'].values()} == {'v7'}
+
+
+@pytest.mark.parametrize('args, needle, reason', [
+    ({'expect_release': 'v8'}, 'answered the probe with release v7 instead of v8', 'release'),
+    ({'expect_instance': 'web1'}, 'answered the probe as instance web9 instead of web1', 'instance'),
+])
+def test_real_uwsgi_wrong_answer_names_the_worker(run, uwsgi_with_entry, args, needle, reason):
+    code, out = run(dict({'socket': uwsgi_with_entry['address'], 'probe': True, 'probe_workers': 3}, **args))
+    assert code == 1 and needle in out['msg'] and out['reason_code'] == reason
+    assert out['failed_worker'] in (1, 2, 3)
+    code, out = run(dict({'socket': uwsgi_with_entry['address'], 'probe': True}, **args))
+    assert code == 1 and needle in out['msg'] and out['failed_worker'] in (1, 2, 3)
+
+
+def test_real_uwsgi_missing_workers_named(run, uwsgi_with_entry):
+    code, out = run({'socket': uwsgi_with_entry['address'], 'probe': True, 'probe_workers': 5,
+                     'expect_instance': 'web9', 'timeout': 1})
+    assert code == 1 and out['reason_code'] == 'unseen' and out['failed_worker'] == 4
+    assert out['msg'].startswith('workers 4, 5 of web9 did not answer the probe within 1.0 s')
+
+
+def test_probe_options_need_probe(run):
+    code, out = run({'socket': '127.0.0.1:9', 'probe_workers': 2})
+    assert code == 1 and 'need probe: true' in out['msg']

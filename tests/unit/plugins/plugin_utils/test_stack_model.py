@@ -42,8 +42,11 @@ def test_fixed_paths_agree_with_the_roles_that_write_them():
     assert load('django_app')['django_app_root'] == '/srv/{{ django_app_name }}'
 
 
+ASGI = {'django_app_asgi_application': 'demo.asgi:application'}
+
+
 def test_default_layout():
-    model = build({}, host='app1')
+    model = build(dict(ASGI), host='app1')
     names = [i['name'] for i in model['instances']]
     assert names == [i['name'] for i in load('uwsgi')['uwsgi_instances']]
     web1 = model['instances'][0]
@@ -76,7 +79,7 @@ def test_non_default_layout_three_instances_tcp_other_run_dir():
         ],
         'uwsgi_instance_defaults': {'processes': 2, 'threads': 1},
         'daphne_processes': 3, 'daphne_bind': 'tcp', 'daphne_host': '127.0.0.1', 'daphne_port_base': 9201,
-        'django_app_name': 'shop', 'django_app_root': '/opt/shop/',
+        'django_app_name': 'shop', 'django_app_root': '/opt/shop/', 'django_app_asgi_application': 'shop.asgi:app',
     }
     model = build(variables, host='shop1')
     alpha, beta, gamma = model['instances']
@@ -89,6 +92,25 @@ def test_non_default_layout_three_instances_tcp_other_run_dir():
     assert model['current'] == '/opt/shop/current'
     assert [(d['host'], d['port'], d['address']) for d in model['daphne']] == [
         ('127.0.0.1', 9201, '127.0.0.1:9201'), ('127.0.0.1', 9202, '127.0.0.1:9202'), ('127.0.0.1', 9203, '127.0.0.1:9203')]
+
+
+@pytest.mark.parametrize('variables', [
+    {'django_app_asgi_application': ''},
+    {'django_app_asgi_application': 'demo.asgi:application', 'daphne_asgi_application': ''},
+    {'django_app_asgi_application': '', 'daphne_processes': 4, 'daphne_bind': 'tcp'},
+])
+def test_no_asgi_application_no_daphne(variables):
+    """A project without an ASGI application runs no daphne process (and so no websocket location)."""
+    model = build(variables, host='app1')
+    assert model['daphne'] == [] and model['app']['asgi_application'] == ''
+    assert front_servers([model], 'app1')['daphne'] == []
+
+
+def test_daphne_asgi_application_wins_over_the_apps():
+    model = build({'django_app_asgi_application': '', 'daphne_asgi_application': 'other.asgi:app'})
+    assert model['app']['asgi_application'] == 'other.asgi:app' and len(model['daphne']) == 2
+    model = build({'django_app_asgi_application': 'demo.asgi:application'})
+    assert model['app']['asgi_application'] == 'demo.asgi:application'
 
 
 def test_unset_value_none_takes_the_default():
@@ -110,12 +132,12 @@ def test_bad_input_names_the_variable(variables, message):
 
 def test_front_servers_reachability():
     here = build({'uwsgi_instances': [{'name': 'web1'}]}, host='front')
-    other_unix = build({'uwsgi_instances': [{'name': 'web1'}], 'daphne_processes': 1}, host='app2')
+    other_unix = build(dict(ASGI, uwsgi_instances=[{'name': 'web1'}], daphne_processes=1), host='app2')
     other_tcp = build({'uwsgi_instances': [{'name': 'a', 'socket': '127.0.0.1:9001'},
                                            {'name': 'b', 'socket': '0.0.0.0:9002'},
                                            {'name': 'c', 'socket': '10.1.2.3:9003'}],
                        'daphne_processes': 1, 'daphne_bind': 'tcp', 'daphne_host': '0.0.0.0',
-                       'ansible_host': '10.1.2.4'}, host='app3')
+                       'ansible_host': '10.1.2.4', **ASGI}, host='app3')
     out = front_servers([here, other_unix, other_tcp], 'front')
     by = {(s['host'], s['name']): s for s in out['uwsgi']}
     assert by[('front', 'web1')] == {'host': 'front', 'name': 'web1', 'instance': 'web1',
