@@ -1,5 +1,11 @@
 """Rollout under load (run on the controller, in file order).
 
+0. The probes: every uWSGI worker answers GET /__webstack__/probe over its
+   instance's own socket (with the uwsgi var WEBSTACK_PROBE=1) naming its
+   release, instance, worker id and pid; each daphne process answers its HTTP
+   probe and websocket probe directly; through nginx the probe, a forged
+   attempt and the websocket probe are all refused. The inventory sets no
+   rollout_healthcheck_path: the rollouts below are gated by the probes alone.
 1. Release v2 rolled across both app hosts while tests/load/loadgen.py sends
    HTTP (/cpu?ms=2, /healthz) and websocket echo traffic through nginx: no
    error of any kind, every worker pid changed, every instance reports v2.
@@ -10,7 +16,11 @@
    The same with the preflight off: the chain stalls on the first worker,
    current goes back to v2 and the chain finishes on it, the host fails
    naming instance, worker and the import error, with no error under load.
-3. rollback.yml: back to the release before v2, under load.
+   Every failure ends with one line naming host, instance, worker, reason and
+   the put-back.
+3. The optional app gate: v4, whose /healthz answers 503, rolled out with
+   rollout_healthcheck_path=/healthz, is stopped on the first instance and put
+   back; rollback.yml (with that gate) back to the release before v2, under load.
 4. Bad input fails before any host is touched.
 rollout.yml --check (before 1) and rollback.yml --check (before 3) exit 0
 with the plan of each host and change no pid, link or release directory.
@@ -34,6 +44,7 @@ import pytest
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.abspath(os.path.join(os.path.dirname(__file__), "../../..")))
 sys.path.insert(0, os.path.join(PROJECT, "tests", "load"))
 sys.path.insert(0, os.path.join(PROJECT, "plugins", "module_utils"))
+import asgi_probe  # noqa: E402  pylint: disable=wrong-import-position
 import loadgen  # noqa: E402  pylint: disable=wrong-import-position
 import uwsgi_protocol  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -124,13 +135,31 @@ def accepting(host, instance):
 
 
 def instance_healthz(host, instance):
-    """/healthz asked of the instance itself over its own TCP socket, in the uwsgi protocol."""
-    seen = []
-    for _ in range(PROCESSES[host][instance] * 2):
-        resp = uwsgi_protocol.uwsgi_request(APP_HOSTS[host][instance], path="/healthz", timeout=5)
-        assert resp["status"] == 200, resp
-        seen.append(json.loads(resp["body"]))
-    return seen
+    """The probe answer of every worker of the instance, asked over its own TCP socket."""
+    seen = uwsgi_protocol.probe_workers(APP_HOSTS[host][instance], PROCESSES[host][instance], timeout=15)
+    assert not seen["missing"], (host, instance, seen)
+    assert sorted(seen["workers"]) == list(range(1, PROCESSES[host][instance] + 1))
+    return seen["answers"]
+
+
+def daphne_target(address):
+    host, port = address.rsplit(":", 1)
+    return "tcp", (host, int(port))
+
+
+FAILURE_LINE = re.compile(r"(Rollout of|Rollback to) release (\S+) stopped on host (\S+), instance (\S+), "
+                          r"worker (\S+?): (.*?); (current put back on release \S+ \(.*?\)|putting .*?); "
+                          r"no further host is touched\.")
+
+
+def failure_line(run):
+    """The one line a failed switch ends with (host, instance, worker, reason, put-back)."""
+    lines = [m for m in FAILURE_LINE.finditer(" ".join(run.text.split()))]
+    assert lines, run.text[-4000:]
+    line = lines[-1]
+    reason = line.group(6)
+    assert "Unknown error" not in reason and "Body:" not in reason and "Traceback" not in reason, line.group(0)
+    return line
 
 
 def current_release(host):
@@ -221,13 +250,16 @@ def releases():
     base = tempfile.mkdtemp(prefix="rollout-releases-")
     demo = os.path.join(PROJECT, "examples", "demo")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3", ".venv", "venv", "static_collected")
-    for name in ("v2", "v3"):
+    for name in ("v2", "v3", "v4"):
         shutil.copytree(demo, os.path.join(base, name), ignore=ignore)
         with open(os.path.join(base, name, "MARKER"), "w", encoding="utf-8") as handle:
             handle.write(f"release {name} of the rollout scenario\n")
     with open(os.path.join(base, "v3", "demo", "wsgi.py"), "a", encoding="utf-8") as handle:
         handle.write('\nraise ImportError("v3 is broken on purpose")\n')
-    yield {name: os.path.join(base, name) for name in ("v2", "v3")}
+    with open(os.path.join(base, "v4", "demo", "urls.py"), "a", encoding="utf-8") as handle:
+        handle.write('\nfrom django.http import HttpResponse  # noqa: E402\n\n'
+                     'urlpatterns[1] = path("healthz", lambda request: HttpResponse("down on purpose", status=503))\n')
+    yield {name: os.path.join(base, name) for name in ("v2", "v3", "v4")}
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -257,6 +289,65 @@ def test_layout_follows_the_inventory():
     assert sorted(primaries) == sorted(s for i in APP_HOSTS.values() for s in i.values()), uwsgi_upstream
     daphne = re.findall(r"^\s*server (\S+) max_fails=\d+ fail_timeout", daphne_upstream, re.M)
     assert sorted(daphne) == sorted(a for h in DAPHNE.values() for a in h), daphne_upstream
+
+
+def test_uwsgi_probe_over_each_instance_socket(initial):
+    """Every worker of every instance answers the probe over the instance's own
+    socket: its release, the instance, its worker id (1..N) and its pid."""
+    for host, instances in APP_HOSTS.items():
+        for instance in instances:
+            pids = set(worker_pids(host, instance).values())
+            answers = instance_healthz(host, instance)
+            assert {a["release"] for a in answers} == {initial[host]}, answers
+            assert {a["instance"] for a in answers} == {instance}
+            assert {a["pid"] for a in answers} == pids
+            assert set(answers[0]) == {"release", "instance", "worker", "pid"}
+            # without the var the request is the app's (Django's 404 for an unknown path)
+            plain = uwsgi_protocol.uwsgi_request(APP_HOSTS[host][instance], path="/__webstack__/probe", timeout=5)
+            assert plain["status"] == 404, plain
+
+
+def test_daphne_probes_answer_directly(initial):
+    for host, addresses in DAPHNE.items():
+        for index, address in enumerate(addresses):
+            target = daphne_target(address)
+            answer = asgi_probe.http_get(target, "/__webstack__/probe", timeout=5)
+            assert answer["status"] == 200, answer
+            assert answer["json"]["release"] == initial[host]
+            assert answer["json"]["process"] == f"daphne{index}" and answer["json"]["pid"] > 0
+            echo = asgi_probe.websocket_echo(target, "/__webstack__/ws", timeout=5)
+            assert echo["ok"] and echo["echoed"] == echo["sent"] and echo["close_code"] == 1000, echo
+            # a proxy header: the app's answer, not the probe
+            proxied = asgi_probe.http_get(target, "/__webstack__/probe", timeout=5,
+                                          headers={"X-Forwarded-For": "10.9.8.7"})
+            assert proxied["status"] == 404 and not (proxied["json"] or {}).get("process"), proxied
+
+
+@pytest.mark.parametrize("headers", [{}, {"Webstack-Probe": "1"}, {"X-Webstack-Probe": "1"}, {"WEBSTACK_PROBE": "1"}])
+def test_probes_refused_through_the_front(headers):
+    status, _body = loadgen_get("/__webstack__/probe", headers)
+    assert status == 404
+    status, _body = loadgen_get("/__webstack__/probe/../probe", headers)
+    assert status in (400, 404)
+
+
+def test_websocket_probe_refused_through_the_front():
+    with pytest.raises(asgi_probe.ProbeError) as exc:
+        asgi_probe.websocket_echo(("tcp", ("127.0.0.1", 18580)), "/__webstack__/ws", timeout=5)
+    assert exc.value.reason == "status" and exc.value.details["status"] == 404
+    # the app's own websocket still works through the front
+    assert asgi_probe.websocket_echo(("tcp", ("127.0.0.1", 18580)), "/ws/echo/", timeout=5)["ok"]
+
+
+def loadgen_get(path, headers):
+    import http.client  # noqa: PLC0415
+    conn = http.client.HTTPConnection("127.0.0.1", 18580, timeout=10)
+    try:
+        conn.request("GET", path, headers=dict({"Host": "localhost"}, **headers))
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
 
 
 def test_check_mode_rollout_changes_nothing(releases, initial):
@@ -342,11 +433,11 @@ def test_broken_v3_past_the_preflight_is_put_back_by_the_chain(releases):
     print(run.text[-6000:])
     record("v3-chain", figures(summary, host_durations(run.stdout), run.seconds))
     assert run.returncode != 0
-    message = re.search(r"Rollout of release v3 failed on host (\S+), instance (\S+), worker (\S+?):.*", run.text)
-    assert message, run.text[-4000:]
-    assert message.groups()[:2] == ("rollout-app1", "web1")
-    assert message.group(3).isdigit(), message.group(0)
-    assert "v3 is broken on purpose" in message.group(0)
+    line = failure_line(run)
+    assert line.group(1, 2, 3, 4) == ("Rollout of", "v3", "rollout-app1", "web1"), line.group(0)
+    assert line.group(5).isdigit(), line.group(0)
+    assert "v3 is broken on purpose" in line.group(6), line.group(0)
+    assert line.group(7).startswith("current put back on release v2 (web1 chain-reloaded on it"), line.group(0)
     assert_first_host_back_on_v2_second_untouched(run)
     assert summary["errors"] == 0, summary["error_samples"]
 
@@ -359,10 +450,26 @@ def test_check_mode_rollback_changes_nothing(initial):
     assert host_state() == before
 
 
+def test_app_gate_stops_a_release_whose_health_check_fails(releases):
+    """The optional app gate: with rollout_healthcheck_path=/healthz, v4 (its
+    /healthz answers 503) is stopped on the first instance after its chain
+    reload, which is put back on v2; one line says where and why."""
+    run = playbook("rollout.yml", "-e", f"rollout_source={releases['v4']}", "-e", "rollout_release_id=v4",
+                   "-e", "rollout_healthcheck_path=/healthz")
+    print(run.text[-4000:])
+    assert run.returncode != 0
+    line = failure_line(run)
+    assert line.group(1, 2, 3, 4) == ("Rollout of", "v4", "rollout-app1", "web1"), line.group(0)
+    assert "/healthz answered 503" in line.group(6), line.group(0)
+    assert line.group(7).startswith("current put back on release v2"), line.group(0)
+    assert_first_host_back_on_v2_second_untouched(run)
+
+
 def test_rollback_returns_to_the_first_release_under_load(initial):
     load = Load("rollback", steady=5)
     load.mark("rollout")
-    run = playbook("rollback.yml")
+    # with the app's health check as an extra gate, which passes
+    run = playbook("rollback.yml", "-e", "rollout_healthcheck_path=/healthz")
     summary = load.stop()
     print(run.text[-6000:])
     record("rollback", figures(summary, host_durations(run.stdout), run.seconds))
