@@ -34,12 +34,14 @@ def sources():
         path = os.path.join(base, "broken", "demo", "settings.py")
         with open(path, encoding="utf-8") as handle:
             lines = handle.read().splitlines()
-        lines[11] = "DEBUG = = True"
+        index = next(i for i, line in enumerate(lines) if line.startswith("DEBUG = "))
+        lines[index] = "DEBUG = = True"
+        broken_line = index + 1
         with open(path, "w", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
         with open(os.path.join(base, "changed", "CHANGED"), "w", encoding="utf-8") as handle:
             handle.write("a change that hashes differently\n")
-        yield {name: os.path.join(base, name) for name in ("broken", "changed")}
+        yield dict({name: os.path.join(base, name) for name in ("broken", "changed")}, broken_line=broken_line)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -78,7 +80,7 @@ def test_broken_settings_refused_at_preflight(host, sources):
     text = run.stdout + run.stderr
     assert run.returncode != 0, text[-3000:]
     assert re.search(r'"msg": "host default-stack: release broken1 refused at preflight: '
-                     r'SyntaxError: invalid syntax \(settings\.py, line 12\)"', text), text[-3000:]
+                     r'SyntaxError: invalid syntax \(settings\.py, line %d\)"' % sources["broken_line"], text), text[-3000:]
     # Refused before collectstatic, not by a collectstatic traceback.
     assert "TASK [webstack.django_uwsgi.django_app : Collect the static files" not in run.stdout
     assert current(host) == before
