@@ -76,16 +76,16 @@ def test_probe_prefix_is_closed_at_the_front():
 
 def test_broken_settings_refused_at_preflight(host, sources):
     before, before_releases = current(host), releases(host)
-    run = run_converge("-e", f"django_app_source={sources['broken']}", "-e", "django_app_release_id=broken1")
+    run = run_converge("-e", f"django_app_source={sources['broken']}", "-e", "django_app_release_id=broken-settings")
     text = run.stdout + run.stderr
     assert run.returncode != 0, text[-3000:]
-    assert re.search(r'"msg": "host default-stack: release broken1 refused at preflight: '
+    assert re.search(r'"msg": "host default-stack: release broken-settings refused at preflight: '
                      r'SyntaxError: invalid syntax \(settings\.py, line %d\)"' % sources["broken_line"], text), text[-3000:]
     # Refused before collectstatic, not by a collectstatic traceback.
     assert "TASK [webstack.django_uwsgi.django_app : Collect the static files" not in run.stdout
     assert current(host) == before
     assert releases(host) == before_releases
-    assert not host.file(f"{APP_ROOT}/releases/broken1").exists
+    assert not host.file(f"{APP_ROOT}/releases/broken-settings").exists
 
 
 def test_site_rerun_with_other_source_keeps_current(host, sources):
