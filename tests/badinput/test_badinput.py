@@ -93,6 +93,17 @@ ROWS = [
     ("keep-releases-0", {"django_app_keep_releases": 0}, [r"django_app_keep_releases"]),
     ("allowed-hosts-empty", {"django_app_allowed_hosts": []}, [r"django_app_allowed_hosts"]),
     ("app-source-missing", {"django_app_source": ""}, [r"django_app_source must be the directory on the controller .*manage\.py"]),
+    ("env-name-invalid", {"django_app_env_names": {"secret_key": "BAD-NAME"}}, [r"django_app_env_names.*BAD-NAME"]),
+    ("env-names-not-distinct", {"django_app_env_names": {"debug": "DJANGO_SECRET_KEY"}},
+     [r"django_app_env_names values must be distinct"]),
+    ("env-names-unknown-key", {"django_app_env_names": {"colour": "APP_COLOUR"}}, [r"django_app_env_names", r"colour"]),
+    ("shared-path-absolute", {"django_app_shared_paths": ["/etc"]}, [r"django_app_shared_paths.*'/etc'"]),
+    ("shared-path-dot-dot", {"django_app_shared_paths": ["media/../../etc"]},
+     [r"django_app_shared_paths.*media/\.\./\.\./etc"]),
+    ("shared-path-empty", {"django_app_shared_paths": [""]}, [r"django_app_shared_paths items must be distinct, non-empty"]),
+    ("check-fail-level-unknown", {"django_app_check_fail_level": "FATAL"}, [r"django_app_check_fail_level", r"FATAL"]),
+    ("check-deploy-wrong-type", {"django_app_check_deploy": "maybe"}, [r"django_app_check_deploy"]),
+    ("static-url-relative", {"nginx_front_static_url": "static/"}, [r"nginx_front_static_url.*static/"]),
 ]
 
 RESULTS = {}
