@@ -17,9 +17,10 @@ description:
     preserved) and C(ansible.builtin.copy) with C(content) do for one path each, for all of them at once: a
     role's runtime directories, log files and small configuration files cost one module execution instead of
     two per file.
-  - A file with O(paths[].content) gets exactly that content; it is written to a temporary file in the same
-    directory, checked with O(paths[].validate) when given, and moved over the old file, so readers see the
-    old or the new file, never a half-written one. A file without O(paths[].content) is created empty when
+  - A file with O(paths[].content) gets exactly that content when it differs; it is written to a temporary
+    file in the module's own temporary directory (never next to the file, where a daemon reading its whole
+    directory could pick it up), checked there with O(paths[].validate) when given, and moved over the old
+    file, so readers see the old or the new file, never a half-written one. A file without O(paths[].content) is created empty when
     it is missing and its content is never touched (a log, a trigger file).
   - A missing directory is created with its missing parents, each with the entry's owner, group and mode
     (as C(ansible.builtin.file) does).
@@ -181,21 +182,20 @@ def write_content(module, entry, path, existing, diffs):
     diffs.append(text_diff(path, old, new))
     if module.check_mode:
         return True
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(new)
-        if entry['validate']:
-            if '%s' not in entry['validate']:
-                module.fail_json(msg='%s: validate must contain %%s: %s' % (path, entry['validate']))
-            rc, out, err = module.run_command(entry['validate'] % tmp)
-            if rc != 0:
-                module.fail_json(msg='%s: the new content failed validation (%s): %s'
-                                 % (path, entry['validate'], (err or out).strip()), rc=rc, stdout=out, stderr=err)
-        module.atomic_move(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # Written and validated in the module's private temporary directory, under
+    # the same name (a validator may judge by it), never next to the file,
+    # where a daemon reading every file of the directory would see it.
+    tmp = os.path.join(tempfile.mkdtemp(dir=module.tmpdir), os.path.basename(path))
+    with open(tmp, 'wb') as handle:
+        handle.write(new)
+    if entry['validate']:
+        if '%s' not in entry['validate']:
+            module.fail_json(msg='%s: validate must contain %%s: %s' % (path, entry['validate']))
+        rc, out, err = module.run_command(entry['validate'] % tmp)
+        if rc != 0:
+            module.fail_json(msg='%s: the new content failed validation (%s): %s'
+                             % (path, entry['validate'], (err or out).strip()), rc=rc, stdout=out, stderr=err)
+    module.atomic_move(tmp, path)
     return True
 
 
