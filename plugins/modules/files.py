@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Makes each entry of O(paths) a directory or a regular file with the given owner, group and mode, in order.
     What C(ansible.builtin.file) with C(state=directory), C(ansible.builtin.file) with C(state=touch) (times
-    preserved) and C(ansible.builtin.copy) with C(content) do for one path each, for all of them at once: a
+    preserved) and C(ansible.builtin.copy) with C(content) do for one path each, for all of them at once; a
     role's runtime directories, log files and small configuration files cost one module execution instead of
     two per file.
   - A file with O(paths[].content) gets exactly that content when it differs; it is written to a temporary
@@ -73,7 +73,7 @@ options:
           - Only with O(paths[].content).
         type: str
 notes:
-  - Content goes through the module arguments: meant for configuration files (kilobytes), not for large files.
+  - Content goes through the module arguments, so this is meant for configuration files (kilobytes), not for large files.
   - Entries are handled in order and the module stops at the first failure; entries before it stay done.
 seealso:
   - module: ansible.builtin.file
