@@ -1,4 +1,4 @@
-"""Settings of the plain project: one page, no database tables, no websockets.
+"""Settings of the plain project: one page, no database, no websockets.
 
 It reads the names the django_app role exports by default: DJANGO_SECRET_KEY,
 DJANGO_ALLOWED_HOSTS (comma-separated), DJANGO_DEBUG, DJANGO_STATIC_ROOT.
@@ -23,7 +23,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "plain.urls"
 WSGI_APPLICATION = "plain.wsgi.application"
 TEMPLATES = []
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "plain.sqlite3")}}
+# No database at all (deploy it with django_app_migrate: false).
+DATABASES = {}
 USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or str(BASE_DIR / "static_collected")

@@ -280,6 +280,7 @@ def plain_inventory(tmp):
                 "django_app_settings_module": "plain.settings",
                 "django_app_wsgi_module": "plain.wsgi:application",
                 "django_app_asgi_application": "",
+                "django_app_migrate": False,
                 "django_app_allowed_hosts": ["localhost", "127.0.0.1"],
                 "uwsgi_instances": [{"name": "web1", "processes": 2, "socket": "127.0.0.1:18621"}],
                 "nginx_front_listen_port": 18690,
