@@ -10,14 +10,14 @@
 # or could not run, and ends with a timing summary. Full logs of each stage:
 # build/test-logs/.
 #   WEBSTACK_SCENARIOS="default rollout:bookworm"   scenarios to run, each on the
-#       releases after its colon (default: the list below: the full stack on
-#       Debian 12 and 13; the fastrouter front, the rollout and the faults
-#       scenarios on Debian 12)
+#       releases after its colon (default: the list below: the demo's full
+#       stack, the fastrouter front, the rollout and the faults scenarios on
+#       Debian 12; the second example project (project) on Debian 13)
 #   WEBSTACK_DISTROS="trixie"         run every chosen scenario on these releases instead
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 set +e
 
-SCENARIOS="${WEBSTACK_SCENARIOS:-default:bookworm,trixie fastrouter:bookworm rollout:bookworm faults:bookworm}"
+SCENARIOS="${WEBSTACK_SCENARIOS:-default:bookworm project:trixie fastrouter:bookworm rollout:bookworm faults:bookworm}"
 # Releases each scenario runs on, and all of them (for the image stage).
 declare -A scenario_distros=()
 ordered_scenarios=()

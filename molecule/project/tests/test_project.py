@@ -1,0 +1,329 @@
+"""A project that is not the demo, deployed and rolled out (in file order).
+
+examples/notes has its own settings module, WSGI and ASGI names, environment
+names, requirements file, static and media directories inside its tree,
+uploads, and websocket rooms; no health URL. The tests check what an operator
+deploying their own project relies on:
+
+1. the app answers through nginx, and nginx serves the static files from the
+   STATIC_URL and STATIC_ROOT Django reports; the env file carries the
+   project's own names;
+2. the reserved probe path is refused by nginx (404) and answered by each
+   uWSGI instance and the daphne process over their own sockets;
+3. a websocket on the project's own route (/live/<room>/) works through nginx;
+4. a file uploaded under the first release is still served after release v2
+   was rolled out under load (0 errors) and after rollback.yml (0 errors);
+5. a release whose settings module has a syntax error is refused before it
+   becomes a release: one line naming host, release and the error with its
+   file and line; no directory left under releases/, current unchanged;
+6. site.yml again (with a source that hashes differently): current, every
+   uWSGI worker pid and the daphne pid unchanged, the secret kept;
+7. the WSGI-only examples/plain on the second host: no daphne program, no
+   websocket location, a rollout works.
+"""
+
+import asyncio
+import json
+import os
+import re
+import tempfile
+
+import pytest
+import websockets
+from helpers import (APP, DAPHNE, HOST, INSTANCES, NGINX, PROBE, PROJECT, Load, copy_project, current_release,
+                     daphne_pids, django_settings, docker, get, instance_probe, playbook, probe_all_workers,
+                     releases, request, supervisor_programs, upload, worker_pids)
+
+STATE = {}
+LOAD_MIX = ["6:http:/", "3:http:/files/"]
+
+
+def env_file():
+    return dict(re.findall(r"^([A-Z_][A-Z0-9_]*)=(.*)$", docker(HOST, "cat", f"/etc/{APP}/env"), re.M))
+
+
+def ws_room(url, room, text, origin):
+    """Two members of a room: a text one sends reaches both."""
+    async def run():
+        async with websockets.connect(f"{url}/live/{room}/", origin=origin, open_timeout=10) as first, \
+                websockets.connect(f"{url}/live/{room}/", origin=origin, open_timeout=10) as second:
+            await first.send(text)
+            return [json.loads(await asyncio.wait_for(m.recv(), 10)) for m in (first, second)]
+    return asyncio.run(run())
+
+
+# ---------------------------------------------------------------- 1. the app
+
+def test_app_answers_through_nginx():
+    status, _headers, body = get("/")
+    assert status == 200
+    page = body.decode()
+    assert "Notes board, edition 1" in page
+    assert f"Release {current_release()}." in page
+    STATE["first"] = current_release()
+
+
+def test_static_files_come_from_what_django_reports():
+    reported = django_settings()
+    release_dir = f"/srv/{APP}/releases/{current_release()}"
+    assert reported["STATIC_URL"] == "/assets/"
+    assert reported["STATIC_ROOT"] == f"{release_dir}/staticfiles", reported
+    page = get("/")[2].decode()
+    link = re.search(r'href="(/assets/board/notes\.[0-9a-f]+\.css)"', page)
+    assert link, page
+    status, _headers, body = get(link.group(1))
+    assert status == 200
+    on_disk = docker(HOST, "cat", reported["STATIC_ROOT"] + link.group(1)[len("/assets"):])
+    assert body.decode() == on_disk
+    site = docker(HOST, "cat", f"/etc/nginx/sites-enabled/{APP}.conf")
+    assert re.search(rf"location \^?~? ?/assets/ \{{\s*alias /srv/{APP}/current/staticfiles/;", site), site
+
+
+def test_env_file_uses_the_project_names():
+    env = env_file()
+    assert env["DJANGO_SETTINGS_MODULE"].strip("'") == "config.settings.production"
+    assert len(env["NOTES_SECRET_KEY"].strip("'")) >= 50
+    assert env["NOTES_ALLOWED_HOSTS"].strip("'") == "localhost,127.0.0.1"
+    assert env["NOTES_DEBUG"].strip("'") == "false"
+    for name in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DJANGO_DEBUG", "DJANGO_STATIC_ROOT"):
+        assert name not in env, f"{name} is exported although the project reads another name"
+    STATE["secret"] = env["NOTES_SECRET_KEY"]
+
+
+def test_media_is_a_shared_path():
+    release_dir = f"/srv/{APP}/releases/{current_release()}"
+    assert docker(HOST, "readlink", f"{release_dir}/media").strip() == f"/srv/{APP}/shared/media"
+    owner = docker(HOST, "stat", "-c", "%U", f"/srv/{APP}/shared/media").strip()
+    assert owner == APP
+
+
+# ---------------------------------------------------------------- 2. probes
+
+def test_probe_is_refused_by_nginx():
+    assert get(PROBE)[0] == 404
+    # A client cannot forge the uwsgi variable with a header either.
+    assert get(PROBE, headers={"WEBSTACK-PROBE": "1", "X-Webstack-Probe": "1"})[0] == 404
+    assert get("/__webstack__/ws")[0] == 404
+    # The project has no health URL of its own, and needs none.
+    assert get("/healthz")[0] == 404
+
+
+@pytest.mark.parametrize("instance", sorted(INSTANCES))
+def test_probe_answered_by_each_instance_over_its_socket(instance):
+    answers = probe_all_workers(instance)
+    assert {a["release"] for a in answers} == {current_release()}
+    assert {a["instance"] for a in answers} == {instance}
+    pids = worker_pids()[instance]
+    assert {a["pid"] for a in answers} <= set(pids.values())
+    assert {a["worker"] for a in answers} <= set(pids)
+    # Without the uwsgi variable the same path is the project's own (it has none: 404).
+    assert instance_probe(INSTANCES[instance])["status"] == 404
+
+
+def test_probe_answered_by_daphne_over_its_socket():
+    status, _headers, body = get(PROBE, base=f"http://{DAPHNE}", headers={"Host": "localhost"})
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["release"] == current_release()
+    assert "process" in answer and str(answer["pid"]) in daphne_pids().values()
+    # Anything that came through a proxy goes to the project (no such URL: 404).
+    forwarded = get(PROBE, base=f"http://{DAPHNE}", headers={"Host": "localhost", "X-Forwarded-For": "10.0.0.1"})
+    assert forwarded[0] == 404
+
+    async def echo():
+        async with websockets.connect(f"ws://{DAPHNE}/__webstack__/ws", open_timeout=10) as ws:
+            await ws.send("probe echo")
+            return await asyncio.wait_for(ws.recv(), 10)
+    assert "probe echo" in asyncio.run(echo())
+
+
+# ---------------------------------------------------------------- 3. websockets
+
+def test_websocket_room_through_nginx():
+    answers = ws_room(NGINX.replace("http", "ws"), "lobby", "hello room", origin=NGINX)
+    assert answers == [{"room": "lobby", "message": "hello room"}] * 2
+    site = docker(HOST, "cat", f"/etc/nginx/sites-enabled/{APP}.conf")
+    assert re.search(rf"location /live/ \{{\s*proxy_pass http://{APP}_daphne;", site), site
+
+
+# ---------------------------------------------------------------- 4. uploads across releases
+
+def assert_upload_served(where):
+    name, content = STATE["upload"]
+    status, _headers, body = get(f"/uploads/{name}")
+    assert status == 200, f"{where}: /uploads/{name} answered {status}"
+    assert body == content, where
+    listed = [f["name"] for f in json.loads(get("/files/")[2])["files"]]
+    assert name in listed, (where, listed)
+
+
+def test_upload_under_the_first_release():
+    content = os.urandom(2048)
+    status, _headers, body = upload("first-release.bin", content)
+    assert status == 201, body
+    sent = json.loads(body)
+    assert sent["url"] == f"/uploads/{sent['name']}"
+    STATE["upload"] = (sent["name"], content)
+    assert_upload_served("first release")
+    reported = django_settings()
+    assert reported["MEDIA_URL"] == "/uploads/"
+    assert reported["MEDIA_ROOT"] == f"/srv/{APP}/releases/{current_release()}/media"
+
+
+def test_v2_rolls_out_under_load_and_keeps_the_upload():
+    v2 = copy_project("v2", {"board/templates/board/index.html": ("edition 1", "edition 2")})
+    before = worker_pids()
+    load = Load("v2", LOAD_MIX)
+    run = playbook("rollout.yml", "-e", f"rollout_source={v2}", "-e", "rollout_release_id=v2")
+    summary = load.stop()
+    print(run.text[-5000:])
+    assert run.returncode == 0, run.text[-5000:]
+    assert summary["requests"] > 50
+    assert summary["errors"] == 0, summary["error_samples"]
+    assert current_release() == "v2"
+    assert "Notes board, edition 2" in get("/")[2].decode()
+    after = worker_pids()
+    for instance in INSTANCES:
+        kept = {w for w, pid in after[instance].items() if pid == before[instance][w]}
+        assert not kept, f"{instance}: workers {kept} kept their pid"
+        assert {a["release"] for a in probe_all_workers(instance)} == {"v2"}
+    assert_upload_served("after v2")
+
+
+def test_rollback_under_load_keeps_the_upload():
+    load = Load("rollback", LOAD_MIX)
+    run = playbook("rollback.yml")
+    summary = load.stop()
+    print(run.text[-5000:])
+    assert run.returncode == 0, run.text[-5000:]
+    assert summary["errors"] == 0, summary["error_samples"]
+    assert current_release() == STATE["first"]
+    assert "Notes board, edition 1" in get("/")[2].decode()
+    for instance in INSTANCES:
+        assert {a["release"] for a in probe_all_workers(instance)} == {STATE["first"]}
+    assert_upload_served("after the rollback")
+
+
+# ---------------------------------------------------------------- 5. a broken settings module
+
+BROKEN_LINE = "SECURE_HSTS_SECONDS = = 31536000"
+
+
+def broken_copy():
+    target = copy_project("broken", {"config/settings/production.py": ("SECURE_HSTS_SECONDS = 31536000", BROKEN_LINE)})
+    with open(os.path.join(target, "config", "settings", "production.py"), encoding="utf-8") as handle:
+        line = handle.read().splitlines().index(BROKEN_LINE) + 1
+    return target, line
+
+
+def assert_refused(run, release, line):
+    assert run.returncode != 0
+    matches = [text for text in run.text.splitlines()
+               if HOST in text and release in text and "SyntaxError" in text
+               and re.search(rf'production\.py"?, line {line}\b', text)]
+    assert matches, run.text[-5000:]
+
+
+@pytest.mark.parametrize("how", ["rollout.yml", "site.yml"])
+def test_a_broken_settings_module_is_refused_at_build(how):
+    source, line = broken_copy()
+    release = f"broken-{how.split('.')[0]}"
+    before = {"current": current_release(), "releases": releases(), "pids": worker_pids(), "daphne": daphne_pids()}
+    if how == "rollout.yml":
+        run = playbook(how, "-e", f"rollout_source={source}", "-e", f"rollout_release_id={release}")
+    else:
+        run = playbook(how, "-e", f"django_app_source={source}", "-e", f"django_app_release_id={release}")
+    print(run.text[-4000:])
+    assert_refused(run, release, line)
+    assert current_release() == before["current"]
+    assert releases() == before["releases"], "the half-built release was left behind"
+    assert worker_pids() == before["pids"]
+    assert daphne_pids() == before["daphne"]
+    assert get("/")[0] == 200
+
+
+# ---------------------------------------------------------------- 6. site.yml keeps the active release
+
+def test_site_yml_again_keeps_release_and_processes():
+    changed = copy_project("changed", {"board/templates/board/index.html": ("edition 1", "edition 3")})
+    before = {"current": current_release(), "pids": worker_pids(), "daphne": daphne_pids()}
+    assert before["daphne"]
+    run = playbook("site.yml", "-e", f"django_app_source={changed}")
+    print(run.text[-3000:])
+    assert run.returncode == 0, run.text[-5000:]
+    assert current_release() == before["current"]
+    assert worker_pids() == before["pids"]
+    assert daphne_pids() == before["daphne"]
+    assert env_file()["NOTES_SECRET_KEY"] == STATE["secret"]
+    assert "Notes board, edition 1" in get("/")[2].decode()
+
+
+# ---------------------------------------------------------------- 7. a WSGI-only project
+
+PLAIN_HOST = "project-plain"
+PLAIN_NGINX = "http://127.0.0.1:18690"
+
+
+def plain_inventory(tmp):
+    """An inventory of its own for the second host (in no group of the scenario's)."""
+    path = os.path.join(tmp, "plain.yml")
+    doc = {
+        "all": {
+            "children": {
+                "django_uwsgi_front": {"hosts": {PLAIN_HOST: {}}},
+                "django_uwsgi_app": {"hosts": {PLAIN_HOST: {}}},
+            },
+            "vars": {
+                "ansible_connection": "community.docker.docker",
+                "django_app_name": "plain",
+                "django_app_source": os.path.join(PROJECT, "examples", "plain"),
+                "django_app_settings_module": "plain.settings",
+                "django_app_wsgi_module": "plain.wsgi:application",
+                "django_app_asgi_application": "",
+                "django_app_migrate": False,
+                "django_app_allowed_hosts": ["localhost", "127.0.0.1"],
+                "uwsgi_instances": [{"name": "web1", "processes": 2, "socket": "127.0.0.1:18621"}],
+                "nginx_front_listen_port": 18690,
+            },
+        }
+    }
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(doc, handle)
+    return path
+
+
+@pytest.fixture(scope="module")
+def plain():
+    tmp = tempfile.mkdtemp(prefix="project-plain-")
+    inventory = plain_inventory(tmp)
+    run = playbook("site.yml", inventory=inventory)
+    print(run.text[-3000:])
+    assert run.returncode == 0, run.text[-5000:]
+    return inventory
+
+
+def test_plain_project_has_no_daphne_and_no_websocket_location(plain):
+    assert plain
+    status, _headers, body = get("/", base=PLAIN_NGINX)
+    assert status == 200 and body.decode().strip() == "plain release one"
+    programs = supervisor_programs(PLAIN_HOST)
+    assert "uwsgi-web1" in programs, programs
+    assert not [p for p in programs if "daphne" in p], programs
+    assert "daphne" not in docker(PLAIN_HOST, "supervisorctl", "status", check=False)
+    site = docker(PLAIN_HOST, "cat", "/etc/nginx/sites-enabled/plain.conf")
+    assert "daphne" not in site and "proxy_pass" not in site and "Upgrade" not in site, site
+    assert get(PROBE, base=PLAIN_NGINX)[0] == 404
+
+
+def test_plain_project_rolls_out(plain):
+    v2 = copy_project("plain-v2", {"plain/urls.py": ("plain release one", "plain release two")}, source="plain")
+    load = Load("plain", ["1:http:/"], url=PLAIN_NGINX)
+    run = playbook("rollout.yml", "-e", f"rollout_source={v2}", "-e", "rollout_release_id=v2", inventory=plain)
+    summary = load.stop()
+    print(run.text[-4000:])
+    assert run.returncode == 0, run.text[-5000:]
+    assert summary["errors"] == 0, summary["error_samples"]
+    assert current_release(PLAIN_HOST, "plain") == "v2"
+    assert request(PLAIN_NGINX + "/")[2].decode().strip() == "plain release two"
+    answers = probe_all_workers("web1", address="127.0.0.1:18621")
+    assert {a["release"] for a in answers} == {"v2"}
