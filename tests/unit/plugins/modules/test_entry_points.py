@@ -130,7 +130,7 @@ def test_wsgi_import_failure_exits_the_worker(tmp_path):
     env = dict(os.environ, WEBSTACK_WSGI_APP='no_such_module_anywhere:application', PYTHONPATH=str(tmp_path))
     (tmp_path / 'webstack_wsgi_entry.py').write_text(source(WSGI_ENTRY))
     out = subprocess.run([sys.executable, '-c', 'import webstack_wsgi_entry'], env=env, cwd=str(tmp_path),
-                         capture_output=True, text=True, timeout=30)
+                         capture_output=True, text=True, timeout=30, check=False)
     assert out.returncode == 1
     assert 'ModuleNotFoundError' in out.stderr
 
@@ -296,7 +296,7 @@ def run(run_module):
 
 def test_real_uwsgi_probe(run, uwsgi_with_entry):
     workers = set()
-    for _ in range(30):
+    for _attempt in range(30):
         code, out = run({'socket': uwsgi_with_entry['address'], 'probe': True})
         assert code == 0, out
         doc = out['json']

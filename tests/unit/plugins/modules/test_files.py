@@ -8,7 +8,6 @@ modes, check mode and diff."""
 
 from __future__ import absolute_import, division, print_function
 
-import functools
 import os
 import stat
 

@@ -123,7 +123,7 @@ def test_unset_value_none_takes_the_default():
     ({'uwsgi_instances': [{'name': 'a', 'processes': 'many'}]}, r'uwsgi_instances\[0\]\.processes must be an integer'),
     ({'uwsgi_instance_defaults': []}, 'uwsgi_instance_defaults must be a dict'),
     ({'daphne_processes': 'two'}, 'daphne_processes must be an integer'),
-    ({'daphne_bind': 'udp'}, 'daphne_bind must be unix or tcp'),
+    ({'daphne_bind': 'udp', 'django_app_asgi_application': 'demo.asgi:application'}, 'daphne_bind must be unix or tcp'),
 ])
 def test_bad_input_names_the_variable(variables, message):
     with pytest.raises(StackModelError, match=message):
