@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -99,14 +98,6 @@ def run_module(collections_root, tmp_path_factory):
     return run
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 APP_OK = '''
 import hashlib
 
@@ -145,7 +136,7 @@ from app import application
 
 
 class UwsgiInstance(object):
-    def __init__(self, base, name, processes=4, threads=2, strict=True, stats='unix', extra=()):
+    def __init__(self, base, name, free_port, processes=4, threads=2, strict=True, stats='unix', extra=()):
         self.dir = os.path.join(base, name)
         os.makedirs(self.dir)
         self.port = free_port()
@@ -226,7 +217,7 @@ class UwsgiInstance(object):
 
 
 @pytest.fixture
-def uwsgi(collections_root, tmp_path):
+def uwsgi(collections_root, tmp_path, free_port):
     """Factory: uwsgi(name, **options) starts an instance; all are stopped by pid afterwards."""
     if not os.path.exists(UWSGI):
         pytest.skip('uwsgi is not installed next to %s' % sys.executable)
@@ -236,7 +227,7 @@ def uwsgi(collections_root, tmp_path):
     instances = []
 
     def start(name, **options):
-        inst = UwsgiInstance(base, name, **options)
+        inst = UwsgiInstance(base, name, free_port, **options)
         instances.append(inst)
         return inst
     yield start

@@ -15,7 +15,6 @@ import functools
 import hashlib
 import json
 import os
-import socket
 import socketserver
 import struct
 import threading
@@ -46,14 +45,6 @@ def run(run_module):
 def run_probe(run_module):
     """run_probe(args) -> (exit code, result) of daphne_check with its defaults (the probes)."""
     return functools.partial(run_module, daphne_check.main)
-
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def recv_exactly(conn, count):
@@ -424,7 +415,7 @@ def test_websocket_failures(run, daphne, ws_mode, needle, reason):
         assert out['websocket']['echoed'] == 'something else'
 
 
-def test_refused_connection(run):
+def test_refused_connection(run, free_port):
     port = free_port()
     code, out = run({'address': '127.0.0.1:%d' % port})
     assert code == 1 and out['reason_code'] == 'refused'

@@ -232,16 +232,8 @@ def test_asgi_load_imports_the_named_app(tmp_path, release_dir, monkeypatch):
 
 # ---------------------------------------------------------------- WSGI in a real uWSGI
 
-def free_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 @pytest.fixture(scope='module')
-def uwsgi_with_entry():
+def uwsgi_with_entry(free_port):
     """A uWSGI instance of 3 lazy-apps workers loading a fake app through the entry point."""
     if not os.path.exists(UWSGI):
         pytest.skip('uwsgi is not installed next to %s' % sys.executable)

@@ -54,16 +54,8 @@ def run(run_module):
     return functools.partial(run_module, uwsgi_request.main)
 
 
-def free_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 @pytest.fixture(scope='module')
-def real_uwsgi():
+def real_uwsgi(free_port):
     """One uWSGI instance with a unix and a TCP uwsgi socket."""
     if not os.path.exists(UWSGI):
         pytest.skip('uwsgi is not installed next to %s' % sys.executable)
@@ -284,7 +276,7 @@ def test_timeout(run, fake):
     assert time.time() - started < 2.5
 
 
-def test_refused_tcp(run):
+def test_refused_tcp(run, free_port):
     code, out = run({'socket': '127.0.0.1:%d' % free_port()})
     assert code == 1 and out['reason_code'] == 'refused'
     assert 'is the uWSGI instance running' in out['msg']
