@@ -1,0 +1,289 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) webstack.django_uwsgi maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""roles/django_app/files/migrate.py against a real Django: sqlite (no lock) and,
+when a PostgreSQL server can be started here, PostgreSQL with its advisory lock
+(a second run started while the first migrates waits, then finds nothing pending).
+
+Django and psycopg come from a private virtualenv built once from the demo's
+pinned requirements (build/test-venvs/); the PostgreSQL server is a throwaway
+cluster (initdb, pg_ctl) on a unix socket in a temporary directory, from
+Debian's postgresql package (installed when missing and this runs as root).
+"""
+
+import glob
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
+SCRIPT = os.path.join(REPO, "roles", "django_app", "files", "migrate.py")
+DEMO_REQUIREMENTS = os.path.join(REPO, "examples", "demo", "requirements.txt")
+
+
+def _pins():
+    with open(DEMO_REQUIREMENTS, encoding="utf-8") as handle:
+        lines = [line.split("#")[0].strip() for line in handle]
+    return [line for line in lines if line.lower().startswith(("django==", "psycopg[binary]=="))]
+
+
+@pytest.fixture(scope="session")
+def django_python():
+    """The python of a virtualenv with the demo's Django and psycopg."""
+    pins = _pins()
+    venv = os.path.join(REPO, "build", "test-venvs",
+                        "django-" + hashlib.sha256("\n".join(pins).encode()).hexdigest()[:12])
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(os.path.join(venv, ".complete")):
+        shutil.rmtree(venv, ignore_errors=True)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", venv], check=True, capture_output=True, timeout=120)
+            subprocess.run([python, "-m", "pip", "install", "--quiet", *pins], check=True, capture_output=True,
+                           timeout=600)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            pytest.skip("cannot build a virtualenv with %s: %s" % (" ".join(pins), getattr(exc, "stderr", exc)))
+        open(os.path.join(venv, ".complete"), "w", encoding="utf-8").close()
+    return python
+
+
+def _pg_bin():
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return os.path.dirname(found[-1]) if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster: {"socket", "port", "psql"}; skipped when none can run here."""
+    bindir = _pg_bin()
+    if bindir is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], env=env, capture_output=True,
+                       timeout=600, check=False)
+        bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server binaries (Debian: apt-get install postgresql)")
+    run_as = []
+    top = tempfile.mkdtemp(prefix="webstack-pg-")
+    os.chmod(top, 0o755)
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to run the server as")
+        os.chown(top, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    data = os.path.join(top, "data")
+    port = str(20000 + os.getpid() % 10000)
+    subprocess.run(run_as + [os.path.join(bindir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True, timeout=120)
+    subprocess.run(run_as + [os.path.join(bindir, "pg_ctl"), "-D", data, "-w", "-l", os.path.join(top, "log"),
+                             "-o", "-k %s -p %s -c listen_addresses=''" % (top, port), "start"],
+                   check=True, capture_output=True, timeout=120)
+    psql = [os.path.join(bindir, "psql"), "-h", top, "-p", port, "-U", "postgres", "-X", "-A", "-t", "-q"]
+    try:
+        yield {"socket": top, "port": port, "psql": psql}
+    finally:
+        subprocess.run(run_as + [os.path.join(bindir, "pg_ctl"), "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True, timeout=120, check=False)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def sql(pg, statement, database="postgres"):
+    out = subprocess.run(pg["psql"] + ["-d", database, "-c", statement], capture_output=True, text=True,
+                         timeout=60, check=True)
+    return out.stdout.strip()
+
+
+MODEL = "from django.db import models\n\n\nclass Item(models.Model):\n    name = models.CharField(max_length=20)\n"
+
+INITIAL = textwrap.dedent("""\
+    from django.db import migrations, models
+
+
+    class Migration(migrations.Migration):
+        initial = True
+        dependencies = []
+        operations = [migrations.CreateModel("Item", [
+            ("id", models.AutoField(primary_key=True)), ("name", models.CharField(max_length=20))])]
+    """)
+
+
+def step(name, sql_text):
+    return textwrap.dedent("""\
+        from django.db import migrations
+
+
+        class Migration(migrations.Migration):
+            dependencies = [("shop", "%s")]
+            operations = [migrations.RunSQL(%r, migrations.RunSQL.noop)]
+        """) % (name, sql_text)
+
+
+def project(root, database, migrations):
+    """A project with one app (shop) and the given migrations {name: source}."""
+    (root / "shop" / "migrations").mkdir(parents=True)
+    (root / "shop" / "__init__.py").write_text("")
+    (root / "shop" / "models.py").write_text(MODEL)
+    (root / "shop" / "migrations" / "__init__.py").write_text("")
+    for name, source in migrations.items():
+        (root / "shop" / "migrations" / (name + ".py")).write_text(source)
+    (root / "proj").mkdir()
+    (root / "proj" / "__init__.py").write_text("")
+    (root / "proj" / "settings.py").write_text(
+        "SECRET_KEY = 'x'\nINSTALLED_APPS = ['shop']\nUSE_TZ = True\nDATABASES = {'default': %r}\n" % (database,))
+    return root
+
+
+def run(python, release, **args):
+    return start(python, release, **args).result()
+
+
+class Run:
+    def __init__(self, proc):
+        self.proc = proc
+
+    def result(self):
+        out, err = self.proc.communicate(timeout=120)
+        lines = out.strip().splitlines()
+        assert lines, err
+        return self.proc.returncode, json.loads(lines[-1]), err
+
+
+def start(python, release, **args):
+    payload = dict({"release_dir": str(release), "settings_module": "proj.settings"}, **args)
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    return Run(subprocess.Popen([python, SCRIPT, json.dumps(payload)], cwd=str(release), env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+
+
+def test_lock_key_is_stable_and_signed_64_bit():
+    spec = {}
+    with open(SCRIPT, encoding="utf-8") as handle:
+        exec(compile(handle.read(), SCRIPT, "exec"), spec)  # pylint: disable=exec-used
+    key = spec["lock_key"]("demo")
+    assert key == spec["lock_key"]("demo") != spec["lock_key"]("notes")
+    assert -2 ** 63 <= key < 2 ** 63
+
+
+def sqlite_db(tmp_path):
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "db.sqlite3")}
+
+
+def test_sqlite_applies_and_reports(django_python, tmp_path):
+    release = project(tmp_path / "r1", sqlite_db(tmp_path), {"0001_initial": INITIAL})
+    rc, out, _ = run(django_python, release)
+    assert rc == 0
+    assert out == {"vendor": "sqlite", "database": {"name": str(tmp_path / "db.sqlite3"), "host": "", "port": ""},
+                   "lock_key": None, "lock_waited_s": 0.0, "plan": False,
+                   "pending_before_lock": ["shop.0001_initial"], "pending": ["shop.0001_initial"],
+                   "applied": ["shop.0001_initial"], "failed": None}
+    rc, again, _ = run(django_python, release)
+    assert (rc, again["pending"], again["applied"], again["failed"]) == (0, [], [], None)
+
+
+def test_plan_lists_pending_and_applies_nothing(django_python, tmp_path):
+    release = project(tmp_path / "r1", sqlite_db(tmp_path), {"0001_initial": INITIAL})
+    rc, out, _ = run(django_python, release, plan=True)
+    assert (rc, out["plan"], out["pending"], out["applied"]) == (0, True, ["shop.0001_initial"], [])
+    rc, out, _ = run(django_python, release, plan=True)
+    assert out["pending"] == ["shop.0001_initial"]
+
+
+def test_sqlite_failing_migration_is_named(django_python, tmp_path):
+    release = project(tmp_path / "r1", sqlite_db(tmp_path), {
+        "0001_initial": INITIAL,
+        "0002_broken": step("0001_initial", "UPDATE no_such_table SET x = 1"),
+    })
+    rc, out, _ = run(django_python, release)
+    assert rc == 1
+    assert out["applied"] == ["shop.0001_initial"]
+    assert out["failed"] == {"migration": "shop.0002_broken", "error": "OperationalError: no such table: no_such_table"}
+
+
+def test_unreachable_database_fails_before_any_migration(django_python, tmp_path):
+    db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "missing" / "db.sqlite3")}
+    release = project(tmp_path / "r1", db, {"0001_initial": INITIAL})
+    rc, out, _ = run(django_python, release)
+    assert rc == 1
+    assert out["failed"]["migration"] is None
+    assert out["failed"]["error"].startswith("OperationalError: unable to open database file")
+
+
+def pg_db(pg, name):
+    sql(pg, "CREATE DATABASE %s" % name)
+    return {"ENGINE": "django.db.backends.postgresql", "NAME": name, "USER": "postgres",
+            "HOST": pg["socket"], "PORT": pg["port"]}
+
+
+def advisory_locks(pg):
+    return int(sql(pg, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"))
+
+
+def test_postgresql_second_run_waits_on_the_lock_then_finds_nothing(django_python, postgres, tmp_path):
+    db = pg_db(postgres, "shop_lock")
+    migrations = {"0001_initial": INITIAL, "0002_slow": step("0001_initial", "SELECT pg_sleep(3)")}
+    first_release = project(tmp_path / "r1", db, migrations)
+    second_release = project(tmp_path / "r2", db, migrations)
+    first = start(django_python, first_release)
+    deadline = time.monotonic() + 60
+    while advisory_locks(postgres) == 0:
+        assert time.monotonic() < deadline, "the first run never took the lock"
+        time.sleep(0.1)
+    second = start(django_python, second_release)
+    rc1, out1, _ = first.result()
+    rc2, out2, _ = second.result()
+    assert (rc1, out1["failed"], out1["vendor"]) == (0, None, "postgresql")
+    assert out1["applied"] == ["shop.0001_initial", "shop.0002_slow"]
+    assert out1["lock_key"] == out2["lock_key"]
+    # The second run saw work pending, waited for the first to finish, then had none left.
+    assert rc2 == 0 and out2["failed"] is None
+    assert out2["pending_before_lock"] and out2["pending"] == [] and out2["applied"] == []
+    assert out2["lock_waited_s"] >= 1.0
+    rows = sql(postgres, "SELECT name FROM django_migrations WHERE app = 'shop' ORDER BY id", "shop_lock")
+    assert rows.splitlines() == ["0001_initial", "0002_slow"]
+    assert advisory_locks(postgres) == 0
+
+
+def test_postgresql_failing_migration_is_named_and_the_lock_freed(django_python, postgres, tmp_path):
+    db = pg_db(postgres, "shop_fail")
+    release = project(tmp_path / "r1", db, {
+        "0001_initial": INITIAL,
+        "0002_broken": step("0001_initial", "ALTER TABLE no_such_table ADD COLUMN x integer"),
+    })
+    rc, out, _ = run(django_python, release)
+    assert rc == 1
+    assert out["applied"] == ["shop.0001_initial"]
+    assert out["failed"]["migration"] == "shop.0002_broken"
+    assert out["failed"]["error"] == 'ProgrammingError: relation "no_such_table" does not exist'
+    assert advisory_locks(postgres) == 0
+
+
+def test_postgresql_lock_timeout_applies_nothing(django_python, postgres, tmp_path):
+    db = pg_db(postgres, "shop_busy")
+    release = project(tmp_path / "r1", db, {"0001_initial": INITIAL})
+    rc, out, _ = run(django_python, release, plan=True)
+    assert rc == 0 and out["lock_key"] is not None
+    holder = subprocess.Popen(postgres["psql"] + ["-d", "shop_busy", "-c", "SELECT pg_advisory_lock(%d)" % out["lock_key"],
+                                                  "-c", "SELECT pg_sleep(6)"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        rc, out, _ = run(django_python, release, lock_timeout=1)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert rc == 1
+    assert out["failed"]["migration"] is None
+    assert out["failed"]["error"].startswith("LockTimeout: the migration lock (pg_advisory_lock ")
+    assert out["applied"] == []
