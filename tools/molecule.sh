@@ -12,6 +12,14 @@ command="${3:-test}"
 [ "$distros" = both ] && distros="bookworm trixie"
 [ -d "$WEBSTACK_ROOT/molecule/$scenario" ] || die "no scenario molecule/$scenario"
 
+# The scenario's containers have fixed names: one molecule command of a
+# scenario at a time on this machine, whatever checkout it runs from.
+exec 8>"${TMPDIR:-/tmp}/webstack-molecule-$scenario.lock"
+if ! flock -n 8; then
+  log "another checkout runs molecule/$scenario now: waiting for it"
+  flock 8
+fi
+
 cd "$WEBSTACK_ROOT"
 for distro in $distros; do
   log "molecule $command -s $scenario on $distro"

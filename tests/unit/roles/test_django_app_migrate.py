@@ -107,7 +107,7 @@ def test_sqlite_applies_and_reports(django_python, tmp_path):
     assert out == {"vendor": "sqlite", "database": {"name": str(tmp_path / "db.sqlite3"), "host": "", "port": ""},
                    "lock_key": None, "lock_waited_s": 0.0, "plan": False,
                    "pending_before_lock": ["shop.0001_initial"], "pending": ["shop.0001_initial"],
-                   "applied": ["shop.0001_initial"], "failed": None}
+                   "applied": ["shop.0001_initial"], "unknown_applied": [], "failed": None}
     rc, again, _ = run(django_python, release)
     assert (rc, again["pending"], again["applied"], again["failed"]) == (0, [], [], None)
 
@@ -207,3 +207,12 @@ def test_postgresql_lock_timeout_applies_nothing(django_python, postgres, tmp_pa
     assert out["failed"]["migration"] is None
     assert out["failed"]["error"].startswith("LockTimeout: the migration lock (pg_advisory_lock ")
     assert out["applied"] == []
+
+
+def test_an_older_release_sees_the_later_migrations_as_unknown(django_python, tmp_path):
+    db = sqlite_db(tmp_path)
+    newer = project(tmp_path / "r2", db, {"0001_initial": INITIAL, "0002_more": step("0001_initial", "SELECT 1")})
+    older = project(tmp_path / "r1", db, {"0001_initial": INITIAL})
+    assert run(django_python, newer)[0] == 0
+    rc, out, _ = run(django_python, older, plan=True)
+    assert (rc, out["pending"], out["unknown_applied"]) == (0, [], ["shop.0002_more"])
