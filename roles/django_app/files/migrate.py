@@ -29,10 +29,12 @@ JSON object:
 
     {"vendor": "postgresql", "database": {"name", "host", "port"}, "lock_key": int or null,
      "lock_waited_s": 0.0, "plan": false, "pending_before_lock": [...], "pending": [...],
-     "applied": [...], "failed": null or {"migration": "app.0003_x" or null, "error": "<one line>"}}
+     "applied": [...], "unknown_applied": [...],
+     "failed": null or {"migration": "app.0003_x" or null, "error": "<one line>"}}
 
 pending is what was still to apply once the lock was held; applied what this
-run applied; failed names the migration that failed (null when the failure
+run applied; unknown_applied what the database has applied that this release
+does not know (a later release's migrations: after a rollback they stay); failed names the migration that failed (null when the failure
 came before any migration, e.g. the database cannot be reached). Exit status
 0, or 1 when failed is set.
 """
@@ -74,6 +76,15 @@ def pending_migrations(connection):
     executor = MigrationExecutor(connection)
     plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     return [label(migration) for migration, backwards in plan if not backwards]
+
+
+def unknown_applied(connection):
+    """Migrations recorded as applied that this release does not have (applied by a later release)."""
+    from django.db.migrations.loader import MigrationLoader
+
+    loader = MigrationLoader(connection)
+    return sorted("%s.%s" % key for key in loader.applied_migrations
+                  if key not in loader.disk_migrations and key[0] in loader.migrated_apps)
 
 
 def take_lock(connection, key, timeout):
@@ -125,7 +136,7 @@ def run_migrate(alias, result):
 def migrate(args):
     result = {"vendor": None, "database": {}, "lock_key": None, "lock_waited_s": 0.0,
               "plan": bool(args.get("plan", False)), "pending_before_lock": [], "pending": [],
-              "applied": [], "failed": None}
+              "applied": [], "unknown_applied": [], "failed": None}
     alias = args.get("database") or "default"
     key = None
     locked = False
@@ -141,6 +152,7 @@ def migrate(args):
                               for name in ("NAME", "HOST", "PORT")}
         connection.ensure_connection()
         result["pending_before_lock"] = result["pending"] = pending_migrations(connection)
+        result["unknown_applied"] = unknown_applied(connection)
         if connection.vendor == "postgresql":
             key = result["lock_key"] = lock_key(connection.settings_dict.get("NAME"))
         if result["plan"]:

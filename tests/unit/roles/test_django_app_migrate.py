@@ -77,7 +77,7 @@ class Run:
         out, err = self.proc.communicate(timeout=120)
         lines = out.strip().splitlines()
         assert lines, err
-        return self.proc.returncode, json.loads(lines[-1]), err
+        return self.proc.returncode, json.loads(lines[-1])
 
 
 def start(python, release, **args):
@@ -102,21 +102,21 @@ def sqlite_db(tmp_path):
 
 def test_sqlite_applies_and_reports(django_python, tmp_path):
     release = project(tmp_path / "r1", sqlite_db(tmp_path), {"0001_initial": INITIAL})
-    rc, out, _ = run(django_python, release)
+    rc, out = run(django_python, release)
     assert rc == 0
     assert out == {"vendor": "sqlite", "database": {"name": str(tmp_path / "db.sqlite3"), "host": "", "port": ""},
                    "lock_key": None, "lock_waited_s": 0.0, "plan": False,
                    "pending_before_lock": ["shop.0001_initial"], "pending": ["shop.0001_initial"],
-                   "applied": ["shop.0001_initial"], "failed": None}
-    rc, again, _ = run(django_python, release)
+                   "applied": ["shop.0001_initial"], "unknown_applied": [], "failed": None}
+    rc, again = run(django_python, release)
     assert (rc, again["pending"], again["applied"], again["failed"]) == (0, [], [], None)
 
 
 def test_plan_lists_pending_and_applies_nothing(django_python, tmp_path):
     release = project(tmp_path / "r1", sqlite_db(tmp_path), {"0001_initial": INITIAL})
-    rc, out, _ = run(django_python, release, plan=True)
+    rc, out = run(django_python, release, plan=True)
     assert (rc, out["plan"], out["pending"], out["applied"]) == (0, True, ["shop.0001_initial"], [])
-    rc, out, _ = run(django_python, release, plan=True)
+    rc, out = run(django_python, release, plan=True)
     assert out["pending"] == ["shop.0001_initial"]
 
 
@@ -125,7 +125,7 @@ def test_sqlite_failing_migration_is_named(django_python, tmp_path):
         "0001_initial": INITIAL,
         "0002_broken": step("0001_initial", "UPDATE no_such_table SET x = 1"),
     })
-    rc, out, _ = run(django_python, release)
+    rc, out = run(django_python, release)
     assert rc == 1
     assert out["applied"] == ["shop.0001_initial"]
     assert out["failed"] == {"migration": "shop.0002_broken", "error": "OperationalError: no such table: no_such_table"}
@@ -134,7 +134,7 @@ def test_sqlite_failing_migration_is_named(django_python, tmp_path):
 def test_unreachable_database_fails_before_any_migration(django_python, tmp_path):
     db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "missing" / "db.sqlite3")}
     release = project(tmp_path / "r1", db, {"0001_initial": INITIAL})
-    rc, out, _ = run(django_python, release)
+    rc, out = run(django_python, release)
     assert rc == 1
     assert out["failed"]["migration"] is None
     assert out["failed"]["error"].startswith("OperationalError: unable to open database file")
@@ -161,8 +161,8 @@ def test_postgresql_second_run_waits_on_the_lock_then_finds_nothing(django_pytho
         assert time.monotonic() < deadline, "the first run never took the lock"
         time.sleep(0.1)
     second = start(django_python, second_release)
-    rc1, out1, _ = first.result()
-    rc2, out2, _ = second.result()
+    rc1, out1 = first.result()
+    rc2, out2 = second.result()
     assert (rc1, out1["failed"], out1["vendor"]) == (0, None, "postgresql")
     assert out1["applied"] == ["shop.0001_initial", "shop.0002_slow"]
     assert out1["lock_key"] == out2["lock_key"]
@@ -181,7 +181,7 @@ def test_postgresql_failing_migration_is_named_and_the_lock_freed(django_python,
         "0001_initial": INITIAL,
         "0002_broken": step("0001_initial", "ALTER TABLE no_such_table ADD COLUMN x integer"),
     })
-    rc, out, _ = run(django_python, release)
+    rc, out = run(django_python, release)
     assert rc == 1
     assert out["applied"] == ["shop.0001_initial"]
     assert out["failed"]["migration"] == "shop.0002_broken"
@@ -192,14 +192,14 @@ def test_postgresql_failing_migration_is_named_and_the_lock_freed(django_python,
 def test_postgresql_lock_timeout_applies_nothing(django_python, postgres, tmp_path):
     db = pg_db(postgres, "shop_busy")
     release = project(tmp_path / "r1", db, {"0001_initial": INITIAL})
-    rc, out, _ = run(django_python, release, plan=True)
+    rc, out = run(django_python, release, plan=True)
     assert rc == 0 and out["lock_key"] is not None
     holder = subprocess.Popen(postgres["psql"] + ["-d", "shop_busy", "-c", "SELECT pg_advisory_lock(%d)" % out["lock_key"],
                                                   "-c", "SELECT pg_sleep(6)"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1)
-        rc, out, _ = run(django_python, release, lock_timeout=1)
+        rc, out = run(django_python, release, lock_timeout=1)
     finally:
         holder.kill()
         holder.wait()
@@ -207,3 +207,12 @@ def test_postgresql_lock_timeout_applies_nothing(django_python, postgres, tmp_pa
     assert out["failed"]["migration"] is None
     assert out["failed"]["error"].startswith("LockTimeout: the migration lock (pg_advisory_lock ")
     assert out["applied"] == []
+
+
+def test_an_older_release_sees_the_later_migrations_as_unknown(django_python, tmp_path):
+    db = sqlite_db(tmp_path)
+    newer = project(tmp_path / "r2", db, {"0001_initial": INITIAL, "0002_more": step("0001_initial", "SELECT 1")})
+    older = project(tmp_path / "r1", db, {"0001_initial": INITIAL})
+    assert run(django_python, newer)[0] == 0
+    rc, out = run(django_python, older, plan=True)
+    assert (rc, out["pending"], out["unknown_applied"]) == (0, [], ["shop.0002_more"])
