@@ -198,7 +198,7 @@ def playbook(name, *extra):
     cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
            os.path.join(PROJECT, "playbooks", name), *extra]
     started = time.time()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ), check=False)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=dict(os.environ), check=False)
     out.seconds = round(time.time() - started, 1)
     # Failures go to stderr under molecule's ansible.cfg: search both, without colours.
     out.text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + "\n" + out.stderr)
