@@ -233,7 +233,7 @@ log "load: $RATE requests/s, $CONCURRENCY clients, /cpu?ms=2, /healthz, /db and 
 python "$WEBSTACK_ROOT/tests/load/loadgen.py" run --url "http://127.0.0.1:$PORT" --out "$WORK/load.json" \
   --mix 3:http:/cpu?ms=2 --mix 1:http:/healthz --mix 1:http:/db --mix 1:ws:/ws/echo/ \
   --concurrency "$CONCURRENCY" --rate "$RATE" \
-  --duration 1500 --marks "$WORK/marks" --pid-file "$WORK/load.pid" >"$WORK/load.log" 2>&1 &
+  --duration 5400 --requests 400000 --marks "$WORK/marks" --pid-file "$WORK/load.pid" >"$WORK/load.log" 2>&1 &
 LOAD_PID=$!
 mark "steady-before-supervisor-restart"
 sleep "$STEADY"
@@ -242,6 +242,7 @@ deploy sighup sighup
 deploy rollout rollout
 outage postgresql-restart postgresql_restart
 outage redis-restart redis_restart
+kill -0 "$LOAD_PID" 2>/dev/null || die "the load generator stopped before the last deploy: $(tail -5 "$WORK/load.log")"
 kill -TERM "$LOAD_PID"
 wait "$LOAD_PID" || die "the load generator failed: $(tail -5 "$WORK/load.log")"
 LOAD_PID=""
