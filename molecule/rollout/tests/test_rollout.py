@@ -401,10 +401,17 @@ def migrate_lines(text):
 def migrate_by_hand(host, release, options=None):
     """The role's migrate helper run as an operator would, on one app host; (exit code, its JSON)."""
     release_dir = f"/srv/demo/releases/{release}"
+    helper = "/srv/demo/bin/webstack-migrate.py"
+    if subprocess.run(["docker", "exec", host, "test", "-f", helper], timeout=30, check=False).returncode != 0:
+        # The role installs the helper on the host that migrates; an operator on
+        # another host puts the collection's copy there the same way.
+        subprocess.run(["docker", "cp", os.path.join(PROJECT, "roles", "django_app", "files", "migrate.py"),
+                        f"{host}:{helper}"], timeout=30, check=True)
+        docker(host, "chown", "root:root", helper)
+        docker(host, "chmod", "0644", helper)
     argument = json.dumps(dict({"release_dir": release_dir, "settings_module": "demo.settings"}, **(options or {})))
     out = subprocess.run(["docker", "exec", "-w", release_dir, host, "runuser", "-u", "demo", "--",
-                          "/srv/demo/bin/envexec", f"{release_dir}/venv/bin/python", "/srv/demo/bin/webstack-migrate.py",
-                          argument], capture_output=True, text=True, timeout=120, check=False)
+                          "/srv/demo/bin/envexec", f"{release_dir}/venv/bin/python", helper, argument], capture_output=True, text=True, timeout=120, check=False)
     lines = out.stdout.strip().splitlines()
     assert lines, (out.returncode, out.stderr[-3000:])
     return out.returncode, json.loads(lines[-1])
