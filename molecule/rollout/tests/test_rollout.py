@@ -224,7 +224,7 @@ class Load:
             [sys.executable, os.path.join(PROJECT, "tests", "load", "loadgen.py"), "run", "--url", FRONT,
              "--out", self.out, "--marks", self.marks, "--pid-file", self.pid_file,
              *(mix or MIX),
-             "--concurrency", "4", "--rate", "40", "--duration", "600", "--requests", "60000"],
+             "--concurrency", "4", "--rate", "40", "--duration", "1800", "--requests", "200000"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.mark("steady")
         time.sleep(steady)
