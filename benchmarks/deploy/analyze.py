@@ -4,14 +4,18 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Figures and chart of benchmarks/deploy.sh from the load generator's record.
 
-    analyze.py --load load.json --deploys deploys [--rollout-log rollout.log] --out PREFIX
+    analyze.py --load load.json --deploys deploys [--rollout-log rollout.log] [--note TEXT] --out PREFIX
 
 Writes PREFIX.json, PREFIX.md and PREFIX.png: per deploy way, the requests,
 non-2xx, connection errors, timeouts and p50/p99 of its window (from the
-deploy's start until every worker is new and accepting) against the steady
-window before the first deploy, and the deploy's duration (rollout.yml also
-with its switch part alone: the build before it touches no process); the chart is a per-second
-timeline of throughput, errors and p99 with each deploy window shaded.
+deploy's start until every worker is new and accepting, or for a restart of
+the data tier until the front serves the database and websockets again)
+against the steady window before the first deploy, and the deploy's duration
+(rollout.yml also with its switch part alone: the build before it touches no
+process); the time until whole (from the start to the end of the last failed
+request, 0 without one) and, when the deploys file says so, whether an app
+process was restarted. The chart is a per-second timeline of throughput,
+errors and p99 with each deploy window shaded.
 """
 
 import argparse
@@ -31,19 +35,35 @@ WAYS = {
     "sighup": "uWSGI graceful reload (SIGHUP)",
     "rollout": "rollout.yml (chain reload), whole playbook",
     "rollout-switch": "rollout.yml, switch only (flip, chain reloads, gates, daphne)",
+    "postgresql-restart": "PostgreSQL restart on the data host",
+    "redis-restart": "Redis restart on the data host",
 }
 
 _STAMP_RE = re.compile(r"^\w+ (\d+ \w+ \d{4}\s+\d\d:\d\d:\d\d) ([+-]\d{4}) \(")
 
 
 def read_deploys(path):
-    """[(name, start, end)] from the lines 'NAME START END' the script wrote."""
+    """[(name, start, end)] from the lines 'NAME START END [KEY=VALUE ...]' the script wrote."""
+    return [row[:3] for row in read_deploy_lines(path)]
+
+
+def read_deploy_lines(path):
+    """[(name, start, end, {key: value})] from the lines 'NAME START END [KEY=VALUE ...]'."""
     out = []
     with open(path, encoding="utf-8") as handle:
         for line in handle:
-            name, start, end = line.split()
-            out.append((name, float(start), float(end)))
+            if not line.strip():
+                continue
+            name, start, end, *extra = line.split()
+            out.append((name, float(start), float(end), dict(e.split("=", 1) for e in extra if "=" in e)))
     return out
+
+
+def until_whole(records, started, ended):
+    """Seconds from started to the end of the last failed request that started in the window (0.0 without one)."""
+    failed = [r["t"] + (r.get("latency_ms") or 0) / 1000 for r in records
+              if started <= r["t"] < ended and r["outcome"] != "ok"]
+    return round(max(failed) - started, 1) if failed else 0.0
 
 
 def ratio(a, b):
@@ -75,6 +95,7 @@ def figures(records, marks, deploys):
             "steady_p50_ms": steady["p50_ms"],
             "steady_p99_ms": steady["p99_ms"],
             "p99_ratio": ratio(window["p99_ms"], steady["p99_ms"]),
+            "until_whole_s": until_whole(records, started, ended),
             "error_samples": sorted({r.get("error") or str(r.get("status")) for r in records
                                      if started <= r["t"] < ended and r["outcome"] != "ok"})[:5],
         })
@@ -152,7 +173,8 @@ def chart(line, rows, start, path):
     axes[2].set_ylabel("p99 ms (per second)")
     axes[2].set_yscale("log")
     axes[2].set_xlabel("seconds since the load started")
-    colours = {"supervisor-restart": "#ff7f0e", "sighup": "#9467bd", "rollout": "#17becf", "rollout-switch": "#17becf"}
+    colours = {"supervisor-restart": "#ff7f0e", "sighup": "#9467bd", "rollout": "#17becf", "rollout-switch": "#17becf",
+               "postgresql-restart": "#8c564b", "redis-restart": "#e377c2"}
     for row in rows:
         if row["way"] == "rollout" and any(r["way"] == "rollout-switch" for r in rows):
             continue  # shaded by its switch part; the build before it touches no process
@@ -166,16 +188,21 @@ def chart(line, rows, start, path):
     plt.close(fig)
 
 
-def markdown(rows, machine):
+def markdown(rows, machine, note=None):
     out = ["| deploy way | duration s | requests | non-2xx | conn errors | timeouts | p50 ms | p99 ms "
-           "| steady p99 ms | p99 ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+           "| steady p99 ms | p99 ratio | until whole s | app restarted |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        out.append("| %s | %s | %d | %d | %d | %d | %s | %s | %s | %s |" % (
+        restarted = r.get("app_restarted")
+        out.append("| %s | %s | %d | %d | %d | %d | %s | %s | %s | %s | %s | %s |" % (
             r["label"], r["duration_s"], r["requests"], r["non_2xx"], r["connection_errors"], r["timeouts"],
-            r["p50_ms"], r["p99_ms"], r["steady_p99_ms"], r["p99_ratio"]))
+            r["p50_ms"], r["p99_ms"], r["steady_p99_ms"], r["p99_ratio"], r.get("until_whole_s"),
+            "" if restarted is None else ("yes" if restarted else "no")))
     out.append("")
     out.append("Measured %s on %s (%s cores, %s)." % (machine["date"], machine["cpu"], machine["cores"],
                                                     machine["python"]))
+    if note:
+        out.append("")
+        out.append("Machine during the run: %s." % note)
     return "\n".join(out) + "\n"
 
 
@@ -198,12 +225,15 @@ def main(argv=None):
     parser.add_argument("--load", required=True)
     parser.add_argument("--deploys", required=True)
     parser.add_argument("--rollout-log")
+    parser.add_argument("--note", help="how loaded the machine was (other containers, load average)")
     parser.add_argument("--out", required=True, help="prefix of the .json, .md and .png written")
     args = parser.parse_args(argv)
     with open(args.load, encoding="utf-8") as handle:
         load = json.load(handle)
     records, marks = load["requests"], [tuple(m) for m in load["marks"]]
-    deploys = read_deploys(args.deploys)
+    lines = read_deploy_lines(args.deploys)
+    deploys = [line[:3] for line in lines]
+    extras = {line[0]: line[3] for line in lines}
     switch = switch_start(args.rollout_log)
     for name, started, ended in list(deploys):
         if name == "rollout" and switch is not None and started <= switch < ended:
@@ -212,15 +242,19 @@ def main(argv=None):
     rows = figures(records, marks, deploys)
     for row, (_n, started, _e) in zip(rows, deploys):
         row["window_start"] = started
+        if "app_restarted" in extras.get(row["way"], {}):
+            row["app_restarted"] = extras[row["way"]]["app_restarted"] == "1"
     line = timeline(records, load["started"], load["stopped"])
     machine = machine_facts()
+    if args.note:
+        machine["note"] = args.note
     doc = {"machine": machine, "load": load["config"], "total": {k: load["summary"][k] for k in
                                                                  ("requests", "errors", "rps", "p50_ms", "p99_ms")},
            "deploys": rows, "rollout_progress": rollout_lines(args.rollout_log),
            "rollout_switch_seconds": host_switch_seconds(args.rollout_log), "timeline": line}
     with open(args.out + ".json", "w", encoding="utf-8") as handle:
         json.dump(doc, handle, indent=1)
-    table = markdown(rows, machine)
+    table = markdown(rows, machine, args.note)
     with open(args.out + ".md", "w", encoding="utf-8") as handle:
         handle.write(table)
     chart(line, rows, load["started"], args.out + ".png")

@@ -84,3 +84,28 @@ def test_switch_start_from_profile_tasks_stamps(tmp_path):
                    "Sunday 22 November 2026  15:01:40 +0100 (0:00:02.000)       0:01:44.000 ****\n")
     assert analyze.switch_start(str(log)) == 1795356100  # 15:01:40 +0100 = 14:01:40 UTC
     assert analyze.switch_start(str(tmp_path / "none")) is None
+
+
+def test_until_whole_ends_with_the_last_failed_request():
+    records, _m, _d = scenario()
+    # the 502 at +11.0 took 5 ms: whole 1.0 s after the window's start at +10
+    assert analyze.until_whole(records, T0 + 10, T0 + 12) == 1.0
+    assert analyze.until_whole(records, T0, T0 + 10) == 0.0
+
+
+def test_data_tier_restart_rows_say_whether_an_app_process_restarted(tmp_path):
+    records, marks, _d = scenario()
+    load = {"config": {"rate": 10}, "started": T0, "stopped": T0 + 17, "marks": [list(m) for m in marks],
+            "summary": {"requests": len(records), "errors": 2, "rps": 10.0, "p50_ms": 10.0, "p99_ms": 100.0},
+            "requests": records}
+    (tmp_path / "load.json").write_text(json.dumps(load))
+    (tmp_path / "deploys").write_text("postgresql-restart %s %s app_restarted=0\n" % (T0 + 10, T0 + 12))
+    analyze.main(["--load", str(tmp_path / "load.json"), "--deploys", str(tmp_path / "deploys"),
+                  "--note", "2 other containers running", "--out", str(tmp_path / "deploy")])
+    doc = json.loads((tmp_path / "deploy.json").read_text())
+    (row,) = doc["deploys"]
+    assert row["app_restarted"] is False and row["until_whole_s"] == 1.0 and row["errors"] == 2
+    assert doc["machine"]["note"] == "2 other containers running"
+    table = (tmp_path / "deploy.md").read_text()
+    assert "| PostgreSQL restart on the data host | 2.0 | 22 | 1 | 1 | 0 |" in table
+    assert table.splitlines()[2].endswith("| 1.0 | no |") and "2 other containers running" in table

@@ -26,8 +26,9 @@ SITE = os.path.join(PROJECT, "playbooks", "site.yml")
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE")
 HOST = os.environ.get("WEBSTACK_BADINPUT_HOST")
 APP = os.environ.get("WEBSTACK_BADINPUT_APP", "demo")
-VALIDATE_TAGS = "django_app_validate,supervisor_validate,uwsgi_validate,daphne_validate,nginx_front_validate"
+VALIDATE_TAGS = "postgresql_validate,redis_validate,django_app_validate,supervisor_validate,uwsgi_validate,daphne_validate,nginx_front_validate"
 SHORT_SECRET = "short-secret-4b1d"
+SHORT_PASSWORD = "pw-4b1d-short"
 
 pytestmark = pytest.mark.skipif(
     not (INVENTORY and HOST), reason="needs a converged host: MOLECULE_INVENTORY_FILE and WEBSTACK_BADINPUT_HOST")
@@ -104,6 +105,36 @@ ROWS = [
     ("check-fail-level-unknown", {"django_app_check_fail_level": "FATAL"}, [r"django_app_check_fail_level", r"FATAL"]),
     ("check-deploy-wrong-type", {"django_app_check_deploy": "maybe"}, [r"django_app_check_deploy"]),
     ("static-url-relative", {"nginx_front_static_url": "static/"}, [r"nginx_front_static_url.*static/"]),
+    # The data tier: listening, ports, names, passwords.
+    ("pg-listen-wildcard", {"postgresql_listen_addresses": ["0.0.0.0"]},
+     [r"postgresql_listen_addresses must hold .*never listens on a public or wildcard address.*0\.0\.0\.0"]),
+    ("pg-listen-public", {"postgresql_listen_addresses": ["127.0.0.1", "203.0.113.7"], "postgresql_listen_private": True},
+     [r"postgresql_listen_addresses .*203\.0\.113\.7"]),
+    ("pg-listen-private-without-flag", {"postgresql_listen_addresses": ["127.0.0.1", "10.0.0.5"]},
+     [r"postgresql_listen_private must be true to listen on the private addresses \['10\.0\.0\.5'\]"]),
+    ("pg-port-out-of-range", {"postgresql_port": 70000}, [r"postgresql_port must be a TCP port.*70000"]),
+    ("pg-port-wrong-type", {"postgresql_port": "fast"}, [r"postgresql_port"]),
+    ("pg-database-bad-name", {"postgresql_database": "demo;drop"}, [r"postgresql_database must be .*demo;drop"]),
+    ("pg-database-reserved", {"postgresql_database": "template1"}, [r"postgresql_database must be .*template1"]),
+    ("pg-user-upper-case", {"postgresql_user": "Demo"}, [r"postgresql_user must be .*Demo"]),
+    ("pg-password-short", {"postgresql_password": SHORT_PASSWORD},
+     [r"postgresql_password must be empty \(generated\) or at least 16 characters.*13 characters, value not shown"]),
+    ("pg-client-public", {"postgresql_client_addresses": ["203.0.113.0/24"]},
+     [r"postgresql_client_addresses must list loopback or private.*203\.0\.113\.0/24"]),
+    ("pg-connect-public", {"postgresql_connect_address": "198.51.100.1"}, [r"postgresql_connect_address.*198\.51\.100\.1"]),
+    ("redis-listen-wildcard", {"redis_listen_addresses": ["0.0.0.0"]},
+     [r"redis_listen_addresses must hold .*0\.0\.0\.0"]),
+    ("redis-listen-private-without-flag", {"redis_listen_addresses": ["192.168.10.4"]},
+     [r"redis_listen_private must be true .*192\.168\.10\.4"]),
+    ("redis-port-0", {"redis_port": 0}, [r"redis_port must be a TCP port"]),
+    ("redis-db-16", {"redis_db": 16}, [r"redis_db must be a database number from 0 to 15 \(got 16\)"]),
+    ("redis-password-short", {"redis_password": SHORT_PASSWORD}, [r"redis_password must be empty"]),
+    ("redis-maxmemory-bad", {"redis_maxmemory": "lots"}, [r"redis_maxmemory must be empty \(no limit\) or a size"]),
+    ("redis-policy-unknown", {"redis_maxmemory_policy": "random"}, [r"redis_maxmemory_policy"]),
+    ("app-database-incomplete", {"django_app_database": {"host": "10.0.0.9"}},
+     [r"django_app_database must be \{\} .*hold host, port"]),
+    ("app-redis-url-not-redis", {"django_app_redis_url": "http://10.0.0.9:6379/0"},
+     [r"django_app_redis_url must be empty .*redis://"]),
 ]
 
 RESULTS = {}
@@ -120,11 +151,13 @@ def snapshot():
     """Checksums of the stack's configuration, the active release, the programs' pids."""
     files = docker("sh", "-c",
                    f"find /etc/uwsgi /etc/supervisor /etc/nginx /etc/{APP} /etc/tmpfiles.d /etc/logrotate.d "
+                   f"/etc/postgresql /etc/redis /etc/webstack "
                    f"-type f -print0 | sort -z | xargs -0 sha256sum")
     links = docker("sh", "-c", f"readlink /srv/{APP}/current; find /etc/nginx/sites-enabled -printf '%p %l\\n' | sort")
     programs = docker("supervisorctl", "-c", "/etc/supervisor/supervisord.conf", "pid", "all")
     nginx = docker("sh", "-c", "cat /run/nginx.pid")
-    return {"files": files, "links": links, "programs": programs, "nginx": nginx}
+    data = docker("sh", "-c", "systemctl show -p MainPID --value 'postgresql@*-main' redis-server")
+    return {"files": files, "links": links, "programs": programs, "nginx": nginx, "data": data}
 
 
 def run_site(extra_vars, *args, fast=True):
@@ -167,7 +200,7 @@ def test_bad_input_fails_naming_the_variable(host_before, row):
     flat = re.sub(r"\s+", " ", text.replace("\\n", " "))
     for pattern in patterns:
         assert re.search(pattern, flat), f"{name}: no {pattern!r} in the failure:\n{text[-3000:]}"
-    assert SHORT_SECRET not in text
+    assert SHORT_SECRET not in text and SHORT_PASSWORD not in text
 
 
 def test_real_run_stops_in_validation_before_any_change(host_before):

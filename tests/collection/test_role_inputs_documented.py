@@ -48,7 +48,7 @@ def test_every_default_is_a_documented_option(role):
 
 def test_rollout_entry_points_cover_every_input():
     entry_points = ansible_doc("rollout")
-    assert set(entry_points) == {"source", "stage", "switch", "rollback", "cleanup"}
+    assert set(entry_points) == {"source", "stage", "migrate", "switch", "rollback", "cleanup"}
     defaults = yaml.safe_load((ROOT / "roles" / "rollout" / "defaults" / "main.yml").read_text())
     # The source phase checks every input before any host is touched.
     assert set(entry_points["source"]["options"]) == set(defaults)

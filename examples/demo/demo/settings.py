@@ -9,13 +9,19 @@ DJANGO_DEBUG               "true"/"false", default false
 DJANGO_ALLOWED_HOSTS       comma-separated host names
 DJANGO_CSRF_TRUSTED_ORIGINS comma-separated origins (https://example.com)
 DJANGO_STATIC_ROOT         where collectstatic writes (served by nginx at /static/)
-DEMO_DB_PATH               the sqlite database (shared by all releases)
+DATABASE_URL               postgres://USER:PASSWORD@HOST:PORT/NAME (parts percent-quoted),
+                           the database every app host shares; unset: sqlite (a laptop)
+DEMO_DB_PATH               the sqlite file when DATABASE_URL is unset
+DEMO_DB_CONN_MAX_AGE       seconds a database connection is kept, default 60
+REDIS_URL                  redis://:PASSWORD@HOST:PORT/DB, the channel layer every daphne
+                           process shares; unset: the in-memory layer (one process only)
 DJANGO_SECURE_*            HTTPS hardening, see below; secure by default
 DJANGO_SILENCED_SYSTEM_CHECKS comma-separated check ids, default none
 """
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -98,18 +104,64 @@ TEMPLATES = [
     },
 ]
 
-# One sqlite file outside the release directories, so that every release
-# (and every process) sees the same data.
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("DEMO_DB_PATH") or str(BASE_DIR / "db.sqlite3"),
-        "OPTIONS": {"timeout": 20},
+
+def database_from_url(url, conn_max_age):
+    """DATABASES['default'] from postgres://USER:PASSWORD@HOST:PORT/NAME (or sqlite:////ABSOLUTE/PATH)."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path[1:]), "OPTIONS": {"timeout": 20}}
+    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
+        raise ImproperlyConfigured(f"DATABASE_URL must start with postgres:// or sqlite://, not {parts.scheme!r}://")
+    name = unquote(parts.path.lstrip("/"))
+    if not name:
+        raise ImproperlyConfigured("DATABASE_URL names no database (postgres://USER:PASSWORD@HOST:PORT/NAME)")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL has an invalid port: {exc}") from exc
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        # A host in brackets (IPv6) comes back without them; a quoted path is a socket directory.
+        "HOST": unquote(parts.hostname or ""),
+        "PORT": str(port or ""),
+        # Connections are kept across requests and checked before reuse, so a
+        # restarted PostgreSQL costs one reconnect per worker, not an error.
+        "CONN_MAX_AGE": conn_max_age,
+        "CONN_HEALTH_CHECKS": True,
     }
+
+
+# PostgreSQL shared by every app host (DATABASE_URL, exported by the
+# django_app role from the data tier's connection); without it, one sqlite
+# file outside the release directories, so that every release (and every
+# process of one host) sees the same data.
+_database_url = os.environ.get("DATABASE_URL", "").strip()
+DATABASES = {
+    "default": (
+        database_from_url(_database_url, env_int("DEMO_DB_CONN_MAX_AGE", 60))
+        if _database_url
+        else {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("DEMO_DB_PATH") or str(BASE_DIR / "db.sqlite3"),
+            "OPTIONS": {"timeout": 20},
+        }
+    )
 }
 
-# In-process channel layer: the echo consumer needs no cross-process groups.
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The channel layer carries the chat rooms' group messages between daphne
+# processes and hosts: Redis (REDIS_URL) when deployed; the in-memory layer,
+# which reaches only the clients of one process, on a laptop.
+_redis_url = os.environ.get("REDIS_URL", "").strip()
+CHANNEL_LAYERS = {
+    "default": (
+        {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [_redis_url]}}
+        if _redis_url
+        else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    )
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

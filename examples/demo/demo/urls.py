@@ -7,4 +7,5 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("cpu", views.cpu, name="cpu"),
     path("slow", views.slow, name="slow"),
+    path("db", views.db, name="db"),
 ]

@@ -4,9 +4,12 @@ import os
 import time
 
 from django.conf import settings
+from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
+
+from demo.models import Message
 
 try:  # importable only inside a uWSGI worker
     import uwsgi
@@ -109,3 +112,9 @@ def slow(request):
         return _bad_ms()
     time.sleep(ms / 1000)
     return JsonResponse({"ms": ms, **_identity(request)})
+
+
+@require_GET
+def db(request):
+    """One query on the shared database (no write): a database outage shows here."""
+    return JsonResponse({"rows": Message.objects.count(), "vendor": connection.vendor, **_identity(request)})

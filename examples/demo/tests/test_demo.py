@@ -1,13 +1,19 @@
-"""Quick tests of the demo project: python manage.py test tests
+"""Quick tests of the demo project: DJANGO_DEBUG=true python manage.py test tests
 
-They need no database and no collected static files.
+They need no collected static files; without DATABASE_URL and REDIS_URL
+Django's test database is sqlite and the channel layer in memory.
 """
+
+import json
 
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
-from django.test import SimpleTestCase, override_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.test import SimpleTestCase, TestCase, override_settings
 
 from demo import views
+from demo.models import Message
+from demo.settings import database_from_url
 from demo.routing import websocket_urlpatterns
 
 
@@ -56,3 +62,55 @@ class EchoConsumerTests(SimpleTestCase):
         await communicator.send_to(bytes_data=b"\x00\x01")
         self.assertEqual((await communicator.receive_output())["bytes"], b"\x00\x01")
         await communicator.disconnect()
+
+
+class RoomConsumerTests(SimpleTestCase):
+    async def test_every_member_gets_every_message(self):
+        app = URLRouter(websocket_urlpatterns)
+        first = WebsocketCommunicator(app, "/ws/room/lobby/")
+        second = WebsocketCommunicator(app, "/ws/room/lobby/")
+        elsewhere = WebsocketCommunicator(app, "/ws/room/other/")
+        for member in (first, second, elsewhere):
+            self.assertTrue((await member.connect())[0])
+        await first.send_to(text_data="hi")
+        for member in (first, second):
+            got = json.loads(await member.receive_from())
+            self.assertEqual((got["room"], got["text"]), ("lobby", "hi"))
+            self.assertIsInstance(got["pid"], int)
+            self.assertIsInstance(got["member_pid"], int)
+        self.assertTrue(await elsewhere.receive_nothing())
+        for member in (first, second, elsewhere):
+            await member.disconnect()
+
+    async def test_a_bad_room_name_is_not_routed(self):
+        communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/room/a b/")
+        with self.assertRaises(ValueError):
+            await communicator.connect()
+
+
+@override_settings(SECURE_SSL_REDIRECT=False)
+class DatabaseViewTests(TestCase):
+    def test_db_counts_the_rows(self):
+        Message.objects.create(room="lobby", text="hello")
+        data = self.client.get("/db").json()
+        self.assertEqual(data["rows"], 1)
+        self.assertIn(data["vendor"], ("sqlite", "postgresql"))
+        self.assertEqual(data["release"], views.RELEASE)
+
+
+class DatabaseUrlTests(SimpleTestCase):
+    def test_postgres_url_with_quoted_parts(self):
+        db = database_from_url("postgres://demo:p%40ss%2Fw@10.0.0.5:5433/demo_db", 60)
+        self.assertEqual(db["ENGINE"], "django.db.backends.postgresql")
+        self.assertEqual((db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]),
+                         ("demo", "p@ss/w", "10.0.0.5", "5433", "demo_db"))
+        self.assertTrue(db["CONN_HEALTH_CHECKS"])
+
+    def test_ipv6_host_and_sqlite(self):
+        self.assertEqual(database_from_url("postgresql://u:p@[::1]:5432/d", 0)["HOST"], "::1")
+        self.assertEqual(database_from_url("sqlite:////tmp/x.sqlite3", 0)["NAME"], "/tmp/x.sqlite3")
+
+    def test_bad_urls_are_refused(self):
+        for url in ("mysql://u:p@h/d", "postgres://u:p@h:5432/", "postgres://u:p@h:99999/d"):
+            with self.subTest(url=url), self.assertRaises(ImproperlyConfigured):
+                database_from_url(url, 0)

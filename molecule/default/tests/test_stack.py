@@ -2,6 +2,7 @@
 
 import asyncio
 import collections
+import json
 import re
 
 import pytest
@@ -150,12 +151,16 @@ def test_uwsgitop_reads_a_stats_socket(host):
     assert "WID" in out.stdout and "uwsgi" in out.stdout.lower()
 
 
-def test_check_mode_reports_no_change_and_leaks_no_secret():
+def test_check_mode_reports_no_change_and_leaks_no_secret(host):
     check = run_converge("--check", "--diff")
     assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
     recap = re.findall(r"changed=(\d+)", check.stdout)
     assert recap and all(n == "0" for n in recap), check.stdout[-3000:]
     assert SECRET not in check.stdout + check.stderr
+    # Nor the data tier's generated passwords.
+    for path in ("/etc/webstack/postgresql/demo.json", "/etc/webstack/redis/connection.json"):
+        password = json.loads(host.check_output(f"cat {path}"))["password"]
+        assert password not in check.stdout + check.stderr, path
 
 
 def test_a_new_secret_is_never_printed():

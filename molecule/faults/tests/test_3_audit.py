@@ -5,10 +5,13 @@
   root; stats sockets refuse www-data and nobody; app sockets are 0660 with the
   nginx group; the env file is 0600.
 - The secret key is in no log, no process command line, no world-readable
-  file, no `ansible-playbook -v` output.
+  file, no `ansible-playbook -v` output; nor are the data tier's passwords.
+- PostgreSQL and Redis listen on loopback and their ports only; their
+  connection files are root-only.
 - nginx sends no version and sends the security headers.
 """
 
+import json
 import re
 import urllib.error
 
@@ -54,6 +57,35 @@ def test_only_nginx_listens_beyond_loopback():
     assert public, f"nginx not seen listening: {found}"
     assert all(names == ["nginx"] for _, _, _, names in public), public
     assert {port for _, _, port, _ in public} == {PORT}, public
+
+
+DATA_LISTENERS = {"postgres": {("127.0.0.1", 18391)}, "redis-server": {("127.0.0.1", 18392)}}
+DATA_FILES = ("/etc/webstack/postgresql/demo.json", "/etc/webstack/redis/connection.json")
+
+
+@pytest.mark.parametrize("name", sorted(DATA_LISTENERS))
+def test_data_servers_listen_on_loopback_and_their_port_only(name):
+    found = {(address, port) for proto, address, port, names in listeners() if name in names}
+    assert found == DATA_LISTENERS[name], found
+
+
+def data_passwords():
+    return [json.loads(docker("cat", path).stdout)["password"] for path in DATA_FILES]
+
+
+def test_data_passwords_in_no_log_and_no_world_readable_file():
+    for path in DATA_FILES:
+        assert stat(path)[:3] == ("root", "root", "600"), path
+    passwords = data_passwords()
+    pattern = " ".join(f"-e '{p}'" for p in passwords)
+    hits = docker("sh", "-c", f"grep -rlsF {pattern} /etc /var /srv /run /tmp /root /home /opt || true").stdout.split()
+    assert set(hits) <= {f"/etc/{APP}/env", "/etc/redis/redis.conf", *DATA_FILES}, hits
+    assert stat("/etc/redis/redis.conf")[:3] == ("redis", "redis", "640")
+    world = docker("sh", "-c", f"find / -xdev -type f -perm -o=r -size -2M -print0 2>/dev/null | "
+                   f"xargs -0 grep -lsF {pattern} || true", timeout=300).stdout.split()
+    assert world == [], world
+    ps = docker("ps", "-eo", "args").stdout
+    assert not any(p in ps for p in passwords)
 
 
 def test_no_stack_process_has_an_inet_socket():
@@ -138,6 +170,7 @@ def test_secret_is_in_no_verbose_play_output_and_check_mode_is_clean():
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
     assert SECRET not in text
+    assert not any(p in text for p in data_passwords())
     recap = re.findall(r"changed=(\d+)", out.stdout)
     assert recap and all(n == "0" for n in recap), out.stdout[-3000:]
 

@@ -19,7 +19,12 @@ deploying their own project relies on:
 6. site.yml again (with a source that hashes differently): current, every
    uWSGI worker pid and the daphne pid unchanged, the secret kept;
 7. the WSGI-only examples/plain on the second host: no daphne program, no
-   websocket location, a rollout works.
+   websocket location, a rollout works;
+8. the data lives in the data tier's PostgreSQL: the first release's
+   migrations are recorded once; v2 adds a field (migration 0002), applied
+   once by the rollout's migrate phase before any flip; the rollback says it
+   does not reverse it; a release whose migration fails is refused before any
+   flip, naming the migration.
 """
 
 import asyncio
@@ -35,11 +40,23 @@ from helpers import (APP, DAPHNE, HOST, INSTANCES, NGINX, PROBE, PROJECT, Load, 
                      releases, request, supervisor_programs, upload, worker_pids)
 
 STATE = {}
+PG_PORT = "18691"
 LOAD_MIX = ["6:http:/", "3:http:/files/"]
 
 
 def env_file():
     return dict(re.findall(r"^([A-Z_][A-Z0-9_]*)=(.*)$", docker(HOST, "cat", f"/etc/{APP}/env"), re.M))
+
+
+def psql(query):
+    """One query on the app's PostgreSQL database, as postgres on the data host (the same container)."""
+    name = env_file()["NOTES_DB_NAME"].strip("'")
+    return docker(HOST, "runuser", "-u", "postgres", "--", "psql", "-p", PG_PORT, "-d", name, "-XAtc", query).split()
+
+
+def migrate_lines(run):
+    """The migrate lines of a playbook's output that applied (not the plan-only ones)."""
+    return [line for line in run.text.splitlines() if re.search(r'"msg": "migrate: host ', line)]
 
 
 def ws_room(url, room, text, origin):
@@ -88,6 +105,13 @@ def test_env_file_uses_the_project_names():
     for name in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DJANGO_DEBUG", "DJANGO_STATIC_ROOT"):
         assert name not in env, f"{name} is exported although the project reads another name"
     STATE["secret"] = env["NOTES_SECRET_KEY"]
+
+
+def test_the_data_is_in_postgresql_and_migrated_once():
+    env = env_file()
+    assert env["NOTES_DB_PORT"].strip("'") == PG_PORT
+    assert psql("SELECT app || '.' || name FROM django_migrations WHERE app = 'board'") == ["board.0001_initial"]
+    assert psql("SELECT count(*) FROM board_upload") == ["0"]
 
 
 def test_media_is_a_shared_path():
@@ -170,8 +194,22 @@ def test_upload_under_the_first_release():
     assert reported["MEDIA_ROOT"] == f"/srv/{APP}/releases/{current_release()}/media"
 
 
+V2_MIGRATION = """from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("board", "0001_initial")]
+    operations = [migrations.AddField("upload", "note", models.CharField(max_length=200, null=True, blank=True))]
+"""
+
+
 def test_v2_rolls_out_under_load_and_keeps_the_upload():
-    v2 = copy_project("v2", {"board/templates/board/index.html": ("edition 1", "edition 2")})
+    v2 = copy_project("v2", {"board/templates/board/index.html": ("edition 1", "edition 2"),
+                             "board/models.py": ("    size = models.PositiveIntegerField()\n",
+                                                 "    size = models.PositiveIntegerField()\n"
+                                                 "    note = models.CharField(max_length=200, null=True, blank=True)\n")})
+    with open(os.path.join(v2, "board", "migrations", "0002_upload_note.py"), "w", encoding="utf-8") as handle:
+        handle.write(V2_MIGRATION)
     before = worker_pids()
     load = Load("v2", LOAD_MIX)
     run = playbook("rollout.yml", "-e", f"rollout_source={v2}", "-e", "rollout_release_id=v2")
@@ -182,6 +220,15 @@ def test_v2_rolls_out_under_load_and_keeps_the_upload():
     assert summary["errors"] == 0, summary["error_samples"]
     assert current_release() == "v2"
     assert "Notes board, edition 2" in get("/")[2].decode()
+    # The migration ran once, in the migrate phase, before the first flip.
+    lines = migrate_lines(run)
+    assert len(lines) == 1, lines
+    assert re.search(r'applied\W{1,6}board\.0002_upload_note\W', lines[0]), lines[0]
+    assert run.text.index(lines[0]) < run.text.index("Point current at release v2")
+    assert psql("SELECT app || '.' || name FROM django_migrations WHERE app = 'board' ORDER BY id") == [
+        "board.0001_initial", "board.0002_upload_note"]
+    assert psql("SELECT column_name FROM information_schema.columns WHERE table_name = 'board_upload' "
+                "AND column_name = 'note'") == ["note"]
     after = worker_pids()
     for instance in INSTANCES:
         kept = {w for w, pid in after[instance].items() if pid == before[instance][w]}
@@ -202,6 +249,39 @@ def test_rollback_under_load_keeps_the_upload():
     for instance in INSTANCES:
         assert {a["release"] for a in probe_all_workers(instance)} == {STATE["first"]}
     assert_upload_served("after the rollback")
+    # Migrations are not reversed: the first release runs on v2's schema and says so.
+    assert f"rollback: release {STATE['first']} does not know the migrations board.0002_upload_note" in run.text
+    assert not migrate_lines(run)
+    assert "board.0002_upload_note" in psql("SELECT app || '.' || name FROM django_migrations WHERE app = 'board'")
+
+
+BROKEN_MIGRATION = """from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("board", "0001_initial")]
+    operations = [migrations.RunSQL("ALTER TABLE no_such_table ADD COLUMN x integer")]
+"""
+
+
+def test_a_failing_migration_is_refused_before_any_flip():
+    source = copy_project("badmigration", {})
+    with open(os.path.join(source, "board", "migrations", "0002_broken.py"), "w", encoding="utf-8") as handle:
+        handle.write(BROKEN_MIGRATION)
+    before = {"current": current_release(), "pids": worker_pids(), "daphne": daphne_pids()}
+    load = Load("badmigration", LOAD_MIX)
+    run = playbook("rollout.yml", "-e", f"rollout_source={source}", "-e", "rollout_release_id=badmigration")
+    summary = load.stop()
+    print(run.text[-4000:])
+    assert run.returncode != 0
+    assert summary["errors"] == 0, summary["error_samples"]
+    assert re.search(r"release badmigration refused: migration board\.0002_broken failed: ProgrammingError: "
+                     r"relation \\?\"no_such_table\\?\" does not exist; no host was switched", run.text), run.text[-4000:]
+    assert "Point current at release badmigration" not in run.text
+    assert current_release() == before["current"]
+    assert worker_pids() == before["pids"]
+    assert daphne_pids() == before["daphne"]
+    assert "board.0002_broken" not in psql("SELECT app || '.' || name FROM django_migrations WHERE app = 'board'")
 
 
 # ---------------------------------------------------------------- 5. a broken settings module

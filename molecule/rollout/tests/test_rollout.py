@@ -6,9 +6,21 @@
    probe and websocket probe directly; through nginx the probe, a forged
    attempt and the websocket probe are all refused. The inventory sets no
    rollout_healthcheck_path: the rollouts below are gated by the probes alone.
-1. Release v2 rolled across both app hosts while tests/load/loadgen.py sends
-   HTTP (/cpu?ms=2, /healthz) and websocket echo traffic through nginx: no
+1. Release v2 (a new field on demo.Message and a new table, migration
+   demo.0002) rolled across both app hosts while tests/load/loadgen.py sends
+   HTTP (/cpu?ms=2, /healthz, /db which reads the shared PostgreSQL) and
+   websocket echo traffic (over the Redis channel layer) through nginx: no
    error of any kind, every worker pid changed, every instance reports v2.
+   The migration ran once, on one host, before any flip: one row in
+   django_migrations on the data host, one migrate line in the output.
+   A second migrate by hand on the other app host while the lock is held
+   waits for it and then finds nothing pending. A group chat between two
+   clients that the front sent to different app hosts delivers 10 of 10.
+   v5, whose migration fails, is refused before any host flips, naming the
+   migration; every host stays on v2, no error under load. PostgreSQL and
+   then Redis restarted on the data host under load: errors and the time
+   until whole are reported; the app recovers within a bound without any
+   of its processes restarted.
 2. Release v3, which fails at import: the playbook fails on the first host
    naming the import error (its preflight import refuses it before the
    flip), that host is still on v2 with every worker accepting, the second
@@ -25,10 +37,12 @@
 rollout.yml --check (before 1) and rollback.yml --check (before 3) exit 0
 with the plan of each host and change no pid, link or release directory.
 
-Figures (requests, errors, p50/p99 steady vs rollout, duration per host) are
-printed and written to build/rollout-<distro>.json.
+Figures (requests, errors, p50/p99 steady vs rollout, duration per host; for
+the restarts of the data tier errors and seconds until whole) are printed and
+written to build/rollout-<distro>.json.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -40,6 +54,7 @@ import tempfile
 import time
 
 import pytest
+from websockets.sync.client import connect as ws_connect
 
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.abspath(os.path.join(os.path.dirname(__file__), "../../..")))
 sys.path.insert(0, os.path.join(PROJECT, "tests", "load"))
@@ -65,12 +80,25 @@ DAPHNE = {"rollout-app1": [f"{ADDRESS}:18531", f"{ADDRESS}:18532"],
 DISTRO = os.environ.get("WEBSTACK_DISTRO", "bookworm")
 BUILD = os.path.join(PROJECT, "build")
 FIGURES = {}
+# The data host: PostgreSQL (the one database of both app hosts) and Redis.
+DATA = "rollout-data"
+PG_PORT = 18591
+# The migrations the scenario's releases add to the demo (see releases()).
+V2_MIGRATION = "0002_message_author_room"
+V5_MIGRATION = "0003_fail_on_purpose"
+# The role's migrate helper, for its lock key (derived from the database name).
+_SPEC = importlib.util.spec_from_file_location("webstack_migrate", os.path.join(PROJECT, "roles", "django_app", "files", "migrate.py"))
+MIGRATE_HELPER = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(MIGRATE_HELPER)
+# What one test leaves for the next ones (the v2 run's output).
+RUNS = {}
+MIX = ["--mix", "6:http:/cpu?ms=2", "--mix", "3:http:/healthz", "--mix", "2:http:/db", "--mix", "1:ws:/ws/echo/"]
 
 
 # ---------------------------------------------------------------- helpers
 
 def docker(host, *argv, check=True):
-    out = subprocess.run(["docker", "exec", host, *argv], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(["docker", "exec", host, *argv], capture_output=True, text=True, timeout=60, check=False)
     if check:
         assert out.returncode == 0, out.stderr
     return out.stdout
@@ -170,7 +198,7 @@ def playbook(name, *extra):
     cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
            os.path.join(PROJECT, "playbooks", name), *extra]
     started = time.time()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ))
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=dict(os.environ), check=False)
     out.seconds = round(time.time() - started, 1)
     # Failures go to stderr under molecule's ansible.cfg: search both, without colours.
     out.text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + "\n" + out.stderr)
@@ -186,16 +214,17 @@ def host_durations(stdout):
 class Load:
     """loadgen.py in the background, with a steady window before the action."""
 
-    def __init__(self, name, steady=10):
+    def __init__(self, name, steady=10, mix=None):
         self.dir = tempfile.mkdtemp(prefix=f"rollout-{name}-")
         self.out = os.path.join(self.dir, "load.json")
         self.marks = os.path.join(self.dir, "load.marks")
         self.pid_file = os.path.join(self.dir, "load.pid")
+        self.records = []
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(PROJECT, "tests", "load", "loadgen.py"), "run", "--url", FRONT,
              "--out", self.out, "--marks", self.marks, "--pid-file", self.pid_file,
-             "--mix", "6:http:/cpu?ms=2", "--mix", "3:http:/healthz", "--mix", "1:ws:/ws/echo/",
-             "--concurrency", "4", "--rate", "40", "--duration", "600", "--requests", "60000"],
+             *(mix or MIX),
+             "--concurrency", "4", "--rate", "40", "--duration", "1800", "--requests", "200000"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.mark("steady")
         time.sleep(steady)
@@ -214,6 +243,7 @@ class Load:
         with open(self.out, encoding="utf-8") as handle:
             doc = json.load(handle)
         shutil.rmtree(self.dir, ignore_errors=True)
+        self.records = doc["requests"]
         return doc["summary"]
 
 
@@ -244,23 +274,255 @@ def record(name, data):
         json.dump(FIGURES, handle, indent=1)
 
 
+V2_MODELS = '''
+
+# Release v2 of the rollout scenario: a new table. The new field of Message
+# (above) is nullable, so the release still serving, which does not know it,
+# keeps writing rows while v2 rolls out.
+class Room(models.Model):
+    name = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+'''
+
+V2_MIGRATION_CODE = '''from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("demo", "0001_initial")]
+
+    operations = [
+        migrations.AddField(
+            model_name="message",
+            name="author",
+            field=models.CharField(blank=True, max_length=64, null=True),
+        ),
+        migrations.CreateModel(
+            name="Room",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=64, unique=True)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+            ],
+        ),
+    ]
+'''
+
+# A schema change, then an error: PostgreSQL rolls the whole migration back.
+V5_MIGRATION_CODE = '''from django.db import migrations, models
+
+
+def fail(apps, schema_editor):
+    raise RuntimeError("v5 migration fails on purpose")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("demo", "0002_message_author_room")]
+
+    operations = [
+        migrations.AddField(model_name="message", name="flag", field=models.BooleanField(null=True)),
+        migrations.RunPython(fail, migrations.RunPython.noop),
+    ]
+'''
+
+
+def write(path, text, mode="w"):
+    with open(path, mode, encoding="utf-8") as handle:
+        handle.write(text)
+
+
 @pytest.fixture(scope="module")
 def releases():
-    """v2 (harmless change) and v3 (fails at import) made from the demo project."""
+    """Releases made from the demo project: v2 adds a field to demo.Message and
+    the table demo.Room (migration 0002); v3 (fails at import), v4 (/healthz
+    answers 503) and v5 (its migration 0003 fails) are made from v2."""
     base = tempfile.mkdtemp(prefix="rollout-releases-")
     demo = os.path.join(PROJECT, "examples", "demo")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3", ".venv", "venv", "static_collected")
-    for name in ("v2", "v3", "v4"):
-        shutil.copytree(demo, os.path.join(base, name), ignore=ignore)
-        with open(os.path.join(base, name, "MARKER"), "w", encoding="utf-8") as handle:
-            handle.write(f"release {name} of the rollout scenario\n")
-    with open(os.path.join(base, "v3", "demo", "wsgi.py"), "a", encoding="utf-8") as handle:
-        handle.write('\nraise ImportError("v3 is broken on purpose")\n')
-    with open(os.path.join(base, "v4", "demo", "urls.py"), "a", encoding="utf-8") as handle:
-        handle.write('\nfrom django.http import HttpResponse  # noqa: E402\n\n'
-                     'urlpatterns[1] = path("healthz", lambda request: HttpResponse("down on purpose", status=503))\n')
-    yield {name: os.path.join(base, name) for name in ("v2", "v3", "v4")}
+    v2 = os.path.join(base, "v2")
+    shutil.copytree(demo, v2, ignore=ignore)
+    models_py = os.path.join(v2, "demo", "models.py")
+    with open(models_py, encoding="utf-8") as handle:
+        text = handle.read()
+    assert "class Message(models.Model):" in text, text
+    text = text.replace("class Message(models.Model):",
+                        "class Message(models.Model):\n    author = models.CharField(max_length=64, null=True, blank=True)", 1)
+    write(models_py, text + V2_MODELS)
+    write(os.path.join(v2, "demo", "migrations", f"{V2_MIGRATION}.py"), V2_MIGRATION_CODE)
+    for name in ("v3", "v4", "v5"):
+        shutil.copytree(v2, os.path.join(base, name))
+    for name in ("v2", "v3", "v4", "v5"):
+        write(os.path.join(base, name, "MARKER"), f"release {name} of the rollout scenario\n")
+    write(os.path.join(base, "v3", "demo", "wsgi.py"), '\nraise ImportError("v3 is broken on purpose")\n', "a")
+    write(os.path.join(base, "v4", "demo", "urls.py"),
+          '\nfrom django.http import HttpResponse  # noqa: E402\n\n'
+          'urlpatterns[1] = path("healthz", lambda request: HttpResponse("down on purpose", status=503))\n', "a")
+    write(os.path.join(base, "v5", "demo", "migrations", f"{V5_MIGRATION}.py"), V5_MIGRATION_CODE)
+    yield {name: os.path.join(base, name) for name in ("v2", "v3", "v4", "v5")}
     shutil.rmtree(base, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- data tier
+
+def database_name():
+    """The app database's name, from its connection file on the data host."""
+    files = docker(DATA, "sh", "-c", "ls /etc/webstack/postgresql/*.json").split()
+    assert len(files) == 1, files
+    return json.loads(docker(DATA, "cat", files[0]))["name"]
+
+
+def psql(sql, database=None):
+    """One statement as the postgres superuser on the data host, unaligned output."""
+    return docker(DATA, "runuser", "-u", "postgres", "--", "psql", "-X", "-v", "ON_ERROR_STOP=1", "-p", str(PG_PORT),
+                  "-d", database or database_name(), "-tAc", sql).strip()
+
+
+def migration_rows(name):
+    return int(psql(f"SELECT count(*) FROM django_migrations WHERE app = 'demo' AND name = '{name}'"))
+
+
+def message_columns():
+    return set(psql("SELECT column_name FROM information_schema.columns WHERE table_name = 'demo_message'").split())
+
+
+MIGRATE_MSG = re.compile(r'"msg": ("migrate: host (?:[^"\\]|\\.)*")')
+MIGRATE_LINE = re.compile(r"migrate: host (\S+) release (\S+): (\{.*\})\s*$", re.S)
+
+
+def migrate_lines(text):
+    """[(host, release, helper JSON)] of the migrate lines a playbook printed."""
+    out = []
+    for match in MIGRATE_MSG.finditer(text):
+        line = MIGRATE_LINE.match(json.loads(match.group(1)))
+        if line:
+            out.append((line.group(1), line.group(2), json.loads(line.group(3))))
+    return out
+
+
+def migrate_by_hand(host, release, options=None):
+    """The role's migrate helper run as an operator would, on one app host; (exit code, its JSON)."""
+    release_dir = f"/srv/demo/releases/{release}"
+    helper = "/srv/demo/bin/webstack-migrate.py"
+    if subprocess.run(["docker", "exec", host, "test", "-f", helper], timeout=30, check=False).returncode != 0:
+        # The role installs the helper on the host that migrates; an operator on
+        # another host puts the collection's copy there the same way.
+        subprocess.run(["docker", "cp", os.path.join(PROJECT, "roles", "django_app", "files", "migrate.py"),
+                        f"{host}:{helper}"], timeout=30, check=True)
+        docker(host, "chown", "root:root", helper)
+        docker(host, "chmod", "0644", helper)
+    argument = json.dumps(dict({"release_dir": release_dir, "settings_module": "demo.settings"}, **(options or {})))
+    out = subprocess.run(["docker", "exec", "-w", release_dir, host, "runuser", "-u", "demo", "--",
+                          "/srv/demo/bin/envexec", f"{release_dir}/venv/bin/python", helper, argument], capture_output=True, text=True, timeout=120, check=False)
+    lines = out.stdout.strip().splitlines()
+    assert lines, (out.returncode, out.stderr[-3000:])
+    return out.returncode, json.loads(lines[-1])
+
+
+def daphne_pid_hosts():
+    """{pid: {app hosts with a daphne process of that pid}} (pids of different containers may collide)."""
+    found = {}
+    for host in APP_HOSTS:
+        status = docker(host, "supervisorctl", "status", check=False)
+        for pid in re.findall(r"^daphne:\S+\s+RUNNING\s+pid (\d+)", status, re.M):
+            found.setdefault(int(pid), set()).add(host)
+    return found
+
+
+def message_host(message, pid_hosts):
+    """The app host whose daphne process delivered a chat message to its member
+    (member_pid), None when the pid cannot tell (pids of two containers may collide)."""
+    if message.get("host") in APP_HOSTS:
+        return message["host"]
+    hosts = pid_hosts.get(message.get("member_pid"), set())
+    return next(iter(hosts)) if len(hosts) == 1 else None
+
+
+def chat_join(room):
+    return ws_connect(f"ws://127.0.0.1:18580/ws/room/{room}/", origin="http://127.0.0.1:18580",
+                      open_timeout=10, close_timeout=5)
+
+
+def chat_wait(client, text, timeout=10.0):
+    """The chat message carrying text as client received it (others skipped), or None after timeout."""
+    deadline = time.time() + timeout
+    for count in range(100):
+        left = deadline - time.time()
+        if left <= 0 or count == 99:
+            return None
+        try:
+            message = json.loads(client.recv(timeout=left))
+        except TimeoutError:
+            return None
+        if message.get("text") == text:
+            return message
+    return None
+
+
+def chat_say(client, text):
+    """Send text and return the message as the sender's own process delivered it back (or None)."""
+    client.send(text)
+    return chat_wait(client, text)
+
+
+def chat_round_trip(room):
+    """One client joins room, says something and hears it back through the channel layer."""
+    client = chat_join(room)
+    try:
+        return chat_say(client, f"ping {time.time():.3f}") is not None
+    finally:
+        client.close()
+
+
+def front_whole():
+    """Through the front: /db answers 200, a websocket echo and a group round trip work."""
+    try:
+        status, _body = loadgen_get("/db", {})
+        if status != 200:
+            return False
+        if not asgi_probe.websocket_echo(("tcp", ("127.0.0.1", 18580)), "/ws/echo/", timeout=5)["ok"]:
+            return False
+        return chat_round_trip("whole")
+    except (OSError, asgi_probe.ProbeError, ValueError) as exc:
+        print(f"  not whole yet: {type(exc).__name__}: {exc}")
+        return False
+
+
+def wait_whole(started, bound=90.0, in_a_row=3):
+    """Seconds from started until front_whole() held in_a_row times in a row; None past bound."""
+    row = 0
+    for attempt in range(int(bound / 0.25)):
+        if time.time() - started > bound:
+            break
+        row = row + 1 if front_whole() else 0
+        if row == in_a_row:
+            print(f"  whole after {attempt + 1} checks")
+            return round(time.time() - started, 1)
+        time.sleep(0.25)
+    return None
+
+
+def app_processes():
+    """Every uWSGI worker pid and supervisor program pid of every app host."""
+    return {h: {"pids": {i: worker_pids(h, i) for i in APP_HOSTS[h]},
+                "programs": re.findall(r"^(\S+)\s+\S+\s+pid (\d+)", docker(h, "supervisorctl", "status", check=False), re.M)}
+            for h in APP_HOSTS}
+
+
+def window_figures(records, started, ended):
+    """Requests, errors, p99 and the time until whole (the end of the last failed request) in [started, ended)."""
+    window = [r for r in records if started <= r["t"] < ended]
+    summary = loadgen.summarize(window)
+    failed = [r["t"] + (r.get("latency_ms") or 0) / 1000 for r in window if r["outcome"] != "ok"]
+    return {
+        "requests": summary["requests"],
+        "errors": summary["errors"],
+        "non_2xx": summary["non_2xx"],
+        "connection_errors": summary["connection_errors"],
+        "timeouts": summary["timeouts"],
+        "ws_failures": summary["ws_failures"],
+        "p99_ms": summary["p99_ms"],
+        "errors_until_s": round(max(failed) - started, 1) if failed else 0.0,
+        "error_samples": sorted({r.get("error") or str(r.get("status")) for r in window if r["outcome"] != "ok"})[:5],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -367,9 +629,20 @@ def test_v2_rolls_out_under_load_without_errors(releases, initial):
     run = playbook("rollout.yml", "-e", f"rollout_source={releases['v2']}", "-e", "rollout_release_id=v2")
     summary = load.stop()
     print(run.stdout[-6000:])
+    RUNS["v2"] = run.text
     durations = host_durations(run.stdout)
-    record("v2", figures(summary, durations, run.seconds))
+    migrations = migrate_lines(run.text)
+    record("v2", dict(figures(summary, durations, run.seconds),
+                      migrate=[{"host": h, "release": r, **doc} for h, r, doc in migrations]))
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    # The migration ran once, on one host, before the first flip.
+    assert len(migrations) == 1, migrations
+    host, release, doc = migrations[0]
+    assert host in APP_HOSTS and release == "v2", migrations
+    assert doc["vendor"] == "postgresql" and doc["failed"] is None, doc
+    assert doc["applied"] == [f"demo.{V2_MIGRATION}"], doc
+    first_flip = re.search(r"^TASK \[(?:\S+ : )?Point current at release", run.text, re.M)
+    assert first_flip and run.text.index(f"migrate: host {host}") < first_flip.start(), "migrated after a flip"
     assert summary["requests"] > 100
     assert summary["errors"] == 0, summary["error_samples"]
     assert summary["by_kind"]["ws"]["requests"] > 0
@@ -388,6 +661,160 @@ def test_v2_rolls_out_under_load_without_errors(releases, initial):
             assert {a["release"] for a in answers} == {"v2"}, answers
             assert {a["instance"] for a in answers} == {instance}
             assert {a["pid"] for a in answers} <= set(after[host][instance].values())
+
+
+def test_v2_migration_ran_once_on_the_shared_database():
+    """One row for demo.0002 in django_migrations on the data host, its field and
+    table are there, and the rollout's output has one migrate, on one host."""
+    assert migration_rows(V2_MIGRATION) == 1
+    assert "author" in message_columns()
+    assert psql("SELECT to_regclass('public.demo_room') IS NOT NULL") == "t"
+    migrations = migrate_lines(RUNS["v2"])
+    assert [(h, r) for h, r, _doc in migrations] == [(migrations[0][0], "v2")], migrations
+    # Django's migrate ran nowhere else: the build of each host applies nothing.
+    assert len(re.findall(rf"Applying demo\.{V2_MIGRATION}\b", RUNS["v2"])) <= 1
+    # both app hosts read that one database through the front
+    seen = set()
+    for attempt in range(40):
+        status, body = loadgen_get("/db", {})
+        assert status == 200, body
+        answer = json.loads(body)
+        assert answer["vendor"] == "postgresql", answer
+        seen.add(answer["release"])
+        if attempt > 10 and seen == {"v2"}:
+            break
+    assert seen == {"v2"}, seen
+
+
+def test_a_second_migrate_waits_on_the_lock_and_finds_nothing_pending():
+    """The migrate helper run by hand on the app host that did not migrate,
+    while psql on the data host holds the advisory lock for a few seconds:
+    it waits for the lock, then has nothing pending and applies nothing."""
+    # (run alone, without the v2 run's output: the first app host)
+    migrated = migrate_lines(RUNS["v2"])[0][0] if "v2" in RUNS else "rollout-app1"
+    other = next(h for h in APP_HOSTS if h != migrated)
+    code, plan = migrate_by_hand(other, "v2", {"plan": True})
+    assert code == 0 and plan["pending"] == [] and plan["failed"] is None, plan
+    key = plan.get("lock_key") or MIGRATE_HELPER.lock_key(database_name())
+    key_args = ", ".join(str(k) for k in key) if isinstance(key, (list, tuple)) else str(int(key))
+    hold = 12
+    holder = subprocess.Popen(
+        ["docker", "exec", DATA, "runuser", "-u", "postgres", "--", "psql", "-X", "-v", "ON_ERROR_STOP=1",
+         "-p", str(PG_PORT), "-d", database_name(),
+         "-c", f"SELECT pg_advisory_lock({key_args})", "-c", f"SELECT pg_sleep({hold})",
+         "-c", f"SELECT pg_advisory_unlock({key_args})"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for count in range(40):
+            if psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") != "0":
+                break
+            assert count < 39, "psql never took the advisory lock"
+            time.sleep(0.25)
+        locked = time.time()
+        code, doc = migrate_by_hand(other, "v2")
+        waited = round(time.time() - locked, 1)
+    finally:
+        out, err = holder.communicate(timeout=60)
+    print(f"  migrate by hand on {other}: {json.dumps(doc)}; {waited} s after the lock was taken")
+    record("concurrent-migrate", {"host": other, "lock_held_s": hold, "seconds": waited, **doc})
+    assert holder.returncode == 0, out + err
+    assert code == 0, doc
+    assert doc["lock_waited_s"] >= 2 and waited >= hold - 1, doc
+    assert doc["pending"] == [] and doc["applied"] == [] and doc["failed"] is None, doc
+    assert migration_rows(V2_MIGRATION) == 1
+
+
+def test_group_chat_between_two_app_hosts_delivers_every_message():
+    """Two clients in one room, sent by the front to daphne processes on
+    different app hosts: 10 of 10 messages of the first reach the second
+    (through the Redis channel layer on the data host)."""
+    pid_hosts = daphne_pid_hosts()
+    result = None
+    for attempt in range(12):
+        room = f"rollout{attempt}"
+        first, second = chat_join(room), chat_join(room)
+        try:
+            hello = [chat_say(client, f"hello {n} {attempt}") for n, client in ((1, first), (2, second))]
+            hosts = [message_host(m, pid_hosts) if m else None for m in hello]
+            print(f"  attempt {attempt + 1}: clients on {hosts} (daphne pids {[m and m.get('member_pid') for m in hello]})")
+            if None in hosts or hosts[0] == hosts[1]:
+                continue
+            texts = [f"message {n} of 10 in {room}" for n in range(1, 11)]
+            for text in texts:
+                first.send(text)
+            received = [chat_wait(second, text) for text in texts]
+            echoed = [chat_wait(first, text, timeout=2) for text in texts]
+            result = {"attempts": attempt + 1, "room": room, "hosts": hosts, "pids": [m["member_pid"] for m in hello],
+                      "sent": len(texts), "received": sum(1 for m in received if m),
+                      "echoed_to_sender": sum(1 for m in echoed if m),
+                      "taken_by": sorted({m["pid"] for m in received if m}),
+                      "delivered_by": sorted({m["member_pid"] for m in received if m})}
+            break
+        finally:
+            first.close()
+            second.close()
+    record("group-chat", result)
+    assert result, "the front never sent the two clients to different app hosts in 12 attempts"
+    assert result["received"] == 10, result
+    # taken from the sender by its process on one host, delivered by the other host's
+    assert result["taken_by"] == [result["pids"][0]] and result["delivered_by"] == [result["pids"][1]], result
+    assert result["echoed_to_sender"] == 10, result
+
+
+def test_a_failing_migration_is_refused_before_any_host_flips(releases):
+    """v5's migration 0003 fails: the rollout stops after the stage, before any
+    flip, naming the migration and the error; every host is still on v2 with
+    the same processes, the migration left nothing behind, no error under load."""
+    before = app_processes()
+    load = Load("v5", steady=5)
+    load.mark("rollout")
+    run = playbook("rollout.yml", "-e", f"rollout_source={releases['v5']}", "-e", "rollout_release_id=v5")
+    summary = load.stop()
+    print(run.text[-5000:])
+    record("v5-migration-refused", figures(summary, host_durations(run.stdout), run.seconds))
+    assert run.returncode != 0
+    message = re.search(r"release v5 refused: migration (\S+) failed: (.*?); no host was switched", " ".join(run.text.split()))
+    assert message, run.text[-4000:]
+    assert message.group(1) == f"demo.{V5_MIGRATION}", message.group(0)
+    assert "v5 migration fails on purpose" in message.group(2), message.group(0)
+    assert task_results(run.text, "Point current at release") <= {"skipping"}
+    for host in APP_HOSTS:
+        assert current_release(host) == "v2", host
+    assert app_processes() == before
+    assert migration_rows(V5_MIGRATION) == 0
+    assert "flag" not in message_columns()
+    assert summary["errors"] == 0, summary["error_samples"]
+
+
+def test_postgresql_and_redis_restarts_under_load():
+    """PostgreSQL, then Redis, restarted on the data host under load through the
+    front: the errors and the time until whole are reported (not asserted);
+    the app is whole again within 90 s each, no app process restarted."""
+    before = app_processes()
+    load = Load("data-tier", steady=5)
+    marks = []
+    whole = {}
+    for name, unit in (("postgresql-restart", "postgresql"), ("redis-restart", "redis-server")):
+        load.mark(name)
+        started = time.time()
+        docker(DATA, "systemctl", "restart", unit)
+        restarted = round(time.time() - started, 1)
+        whole[name] = (restarted, wait_whole(started))
+        marks.append((name, started))
+        time.sleep(5)
+    summary = load.stop(tail=0)
+    ends = [mark[1] for mark in marks[1:]] + [time.time()]
+    result = {}
+    for (name, started), ended in zip(marks, ends):
+        result[name] = dict(window_figures(load.records, started, ended), restart_command_s=whole[name][0],
+                            whole_after_s=whole[name][1])
+    after = app_processes()
+    result["app_processes_restarted"] = after != before
+    result["total"] = {"requests": summary["requests"], "errors": summary["errors"]}
+    record("data-tier-restarts", result)
+    for name, seconds in whole.items():
+        assert seconds[1] is not None, f"{name}: the front did not serve /db and websockets again within 90 s"
+    assert after == before, "an app process was restarted"
 
 
 def assert_first_host_back_on_v2_second_untouched(run):

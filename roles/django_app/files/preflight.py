@@ -7,12 +7,17 @@ virtualenv, as the app user, with the app's environment (through envexec):
 
     python -c "<this file>" '{"release_dir": ..., "app_root": ..., "shared_paths": [...],
                              "settings_module": ..., "apps": [WSGI, ASGI], "check_deploy": true,
-                             "fail_level": "ERROR"}'
+                             "fail_level": "ERROR",
+                             "channel_layer": {"asgi": ASGI, "daphne_processes": 2, "app_hosts": 2, "allow": false}}'
 
 1. imports the WSGI application and, when named, the ASGI application;
 2. runs `manage.py check --deploy --fail-level <fail_level>` (in this process,
    through call_command) when check_deploy is true;
-3. reports what Django says of the static and media files, and where nginx
+3. refuses channels' in-memory layer as CHANNEL_LAYERS['default'] when the
+   ASGI application is served by more than one daphne process or app host
+   (channel_layer; its group messages never leave one process), unless
+   channel_layer.allow is true;
+4. reports what Django says of the static and media files, and where nginx
    serves them from: a root inside the release through <app_root>/current
    (so that a switch of `current` follows), or through <app_root>/shared
    when it lies in one of the shared paths.
@@ -72,6 +77,37 @@ def first_check_error(text):
             return "SystemCheckError: %s: (%s) %s" % (match.group("obj"), match.group("id"), match.group("msg"))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return "SystemCheckError: " + (lines[0] if lines else "system check failed")
+
+
+INMEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
+
+
+def _truthy(value):
+    return str(value).strip().lower() in ("true", "1", "yes", "on")
+
+
+def channel_layer_error(layers, check):
+    """The refusal of an in-memory channel layer behind several daphne processes or hosts, else None."""
+    check = check or {}
+    if not check.get("asgi") or _truthy(check.get("allow", False)):
+        return None
+    processes = int(check.get("daphne_processes") or 0)
+    hosts = int(check.get("app_hosts") or 1)
+    if processes <= 1 and hosts <= 1:
+        return None
+    backend = ((layers or {}).get("default") or {}).get("BACKEND", "")
+    if backend != INMEMORY_LAYER:
+        return None
+    served = []
+    if processes > 1:
+        served.append("%d daphne processes on this host" % processes)
+    if hosts > 1:
+        served.append("%d app hosts" % hosts)
+    return ("ImproperlyConfigured: CHANNEL_LAYERS['default']['BACKEND'] is %s, whose group messages never leave "
+            "one process, but %s serve the ASGI application %s: set CHANNEL_LAYERS to "
+            "channels_redis.core.RedisChannelLayer on a Redis every process reaches (the collection's redis role; "
+            "django_app exports its URL as REDIS_URL), or set django_app_allow_inmemory_channel_layer: true "
+            "if the consumers use no groups" % (INMEMORY_LAYER, " and ".join(served), check["asgi"]))
 
 
 def load(spec):
@@ -134,6 +170,10 @@ def main(argv):
     import django
     from django.conf import settings
     django.setup()
+    refusal = channel_layer_error(getattr(settings, "CHANNEL_LAYERS", None), args.get("channel_layer"))
+    if refusal:
+        report({"ok": False, "error": refusal})
+        return 1
     if str(args.get("check_deploy", True)).lower() in ("true", "1", "yes"):
         from django.core.management import call_command
         from django.core.management.base import SystemCheckError

@@ -87,3 +87,62 @@ def test_serve_skips_remote_and_empty_urls():
         "media": {"url": "/media/", "root": "/srv/demo/shared/media"}}
     assert preflight.serve({"STATIC_URL": "/static/", "STATIC_ROOT": "", "MEDIA_URL": "", "MEDIA_ROOT": ""},
                            "/r", "/", []) == {}
+
+
+INMEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+REDIS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://h:6379/0"]}}}
+
+
+@pytest.mark.parametrize("layers, check, refused", [
+    (INMEMORY, {"asgi": "demo.asgi:application", "daphne_processes": 2, "app_hosts": 1}, True),
+    (INMEMORY, {"asgi": "demo.asgi:application", "daphne_processes": 1, "app_hosts": 2}, True),
+    (INMEMORY, {"asgi": "demo.asgi:application", "daphne_processes": "2", "app_hosts": "2", "allow": "False"}, True),
+    (INMEMORY, {"asgi": "demo.asgi:application", "daphne_processes": 1, "app_hosts": 1}, False),
+    (INMEMORY, {"asgi": "demo.asgi:application", "daphne_processes": 2, "app_hosts": 2, "allow": True}, False),
+    (INMEMORY, {"asgi": "", "daphne_processes": 0, "app_hosts": 2}, False),
+    (INMEMORY, None, False),
+    (REDIS, {"asgi": "demo.asgi:application", "daphne_processes": 2, "app_hosts": 2}, False),
+    (None, {"asgi": "demo.asgi:application", "daphne_processes": 2, "app_hosts": 2}, False),
+    ({}, {"asgi": "demo.asgi:application", "daphne_processes": 2, "app_hosts": 2}, False),
+])
+def test_inmemory_channel_layer_refused_behind_several_processes(layers, check, refused):
+    error = preflight.channel_layer_error(layers, check)
+    assert (error is not None) == refused
+    if refused:
+        assert "CHANNEL_LAYERS['default']['BACKEND'] is channels.layers.InMemoryChannelLayer" in error
+        assert "channels_redis.core.RedisChannelLayer" in error
+        assert "django_app_allow_inmemory_channel_layer: true" in error
+
+
+def test_inmemory_refusal_says_what_serves_the_app():
+    error = preflight.channel_layer_error(INMEMORY, {"asgi": "p.asgi:app", "daphne_processes": 2, "app_hosts": 3})
+    assert "2 daphne processes on this host and 3 app hosts serve the ASGI application p.asgi:app" in error
+    error = preflight.channel_layer_error(INMEMORY, {"asgi": "p.asgi:app", "daphne_processes": 1, "app_hosts": 2})
+    assert " but 2 app hosts serve " in error
+
+
+def _project(root, layer_backend):
+    (root / "proj").mkdir()
+    (root / "proj" / "__init__.py").write_text("")
+    (root / "proj" / "settings.py").write_text(
+        "SECRET_KEY = 'x'\nINSTALLED_APPS = []\nDATABASES = {}\n"
+        "CHANNEL_LAYERS = {'default': {'BACKEND': %r}}\n" % layer_backend)
+    (root / "proj" / "wsgi.py").write_text("application = object()\n")
+    return root
+
+
+@pytest.mark.parametrize("allow, ok", [(False, False), (True, True)])
+def test_preflight_refuses_the_inmemory_layer_in_a_real_django(django_python, tmp_path, allow, ok):
+    release = _project(tmp_path, "channels.layers.InMemoryChannelLayer")
+    args = {"release_dir": str(release), "app_root": str(release.parent), "settings_module": "proj.settings",
+            "apps": ["proj.wsgi:application"], "check_deploy": False,
+            "channel_layer": {"asgi": "proj.asgi:application", "daphne_processes": 2, "app_hosts": 1, "allow": allow}}
+    with open(SCRIPT, encoding="utf-8") as handle:
+        code = handle.read()
+    out = subprocess.run([django_python, "-c", code, json.dumps(args)], cwd=str(release), capture_output=True,
+                         text=True, timeout=60, check=False)
+    marks = [line for line in out.stdout.splitlines() if line.startswith(preflight.MARK)]
+    verdict = json.loads(marks[-1][len(preflight.MARK):])
+    assert verdict["ok"] is ok, out.stderr
+    if not ok:
+        assert verdict["error"].startswith("ImproperlyConfigured: CHANNEL_LAYERS['default']['BACKEND'] is ")

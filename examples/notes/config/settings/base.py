@@ -46,7 +46,8 @@ DATABASES = {
     }
 }
 
-# The live rooms run in one daphne process: the in-memory layer is enough.
+# One process (a laptop): the in-memory layer. Deployed, production.py
+# takes Redis from NOTES_REDIS_URL so that a room spans processes and hosts.
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 LANGUAGE_CODE = "en-us"

@@ -3,8 +3,14 @@
 NOTES_SECRET_KEY      required
 NOTES_ALLOWED_HOSTS   comma-separated host names, required
 NOTES_DEBUG           "true"/"false", default false
-NOTES_DATABASE        path of the sqlite file, default notes.sqlite3 in the
-                      project (set it outside the release to keep the data)
+NOTES_DB_NAME         the PostgreSQL database every app host shares; with it:
+NOTES_DB_HOST         its host (empty: the local socket), NOTES_DB_PORT (5432),
+NOTES_DB_USER         NOTES_DB_PASSWORD
+NOTES_DATABASE        without NOTES_DB_NAME (a laptop): path of the sqlite file,
+                      default notes.sqlite3 in the project
+NOTES_REDIS_URL       redis://:PASSWORD@HOST:PORT/DB, the channel layer of the
+                      live rooms across daphne processes and hosts; unset: the
+                      in-memory layer of base.py (one process)
 """
 
 import os
@@ -26,13 +32,37 @@ DEBUG = os.environ.get("NOTES_DEBUG", "false").strip().lower() in ("1", "true", 
 SECRET_KEY = _required("NOTES_SECRET_KEY")
 ALLOWED_HOSTS = [h.strip() for h in _required("NOTES_ALLOWED_HOSTS").split(",") if h.strip()]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("NOTES_DATABASE") or str(BASE_DIR / "notes.sqlite3"),
-        "OPTIONS": {"timeout": 20},
+if os.environ.get("NOTES_DB_NAME", "").strip():
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ["NOTES_DB_NAME"].strip(),
+            "HOST": os.environ.get("NOTES_DB_HOST", "").strip(),
+            "PORT": os.environ.get("NOTES_DB_PORT", "").strip() or "5432",
+            "USER": os.environ.get("NOTES_DB_USER", "").strip(),
+            "PASSWORD": os.environ.get("NOTES_DB_PASSWORD", ""),
+            # Kept across requests, checked before reuse (a restarted server
+            # costs a reconnect, not an error).
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
     }
-}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("NOTES_DATABASE") or str(BASE_DIR / "notes.sqlite3"),
+            "OPTIONS": {"timeout": 20},
+        }
+    }
+
+if os.environ.get("NOTES_REDIS_URL", "").strip():
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [os.environ["NOTES_REDIS_URL"].strip()]},
+        }
+    }
 
 # Hashed static names, so that a page and its stylesheet always match.
 STORAGES = {
