@@ -114,7 +114,7 @@ ROWS = [
      [r"postgresql_listen_private must be true to listen on the private addresses \['10\.0\.0\.5'\]"]),
     ("pg-port-out-of-range", {"postgresql_port": 70000}, [r"postgresql_port must be a TCP port.*70000"]),
     ("pg-port-wrong-type", {"postgresql_port": "fast"}, [r"postgresql_port"]),
-    ("pg-database-bad-name", {"postgresql_database": "demo;drop"}, [r"postgresql_database must be .*demo;drop"]),
+    ("pg-database-bad-name", {"postgresql_database": "demo;drop"}, [r"postgresql_database \(which defaults to django_app_name\) must be .*demo;drop"]),
     ("pg-database-reserved", {"postgresql_database": "template1"}, [r"postgresql_database must be .*template1"]),
     ("pg-user-upper-case", {"postgresql_user": "Demo"}, [r"postgresql_user must be .*Demo"]),
     ("pg-password-short", {"postgresql_password": SHORT_PASSWORD},
