@@ -115,7 +115,7 @@ ROWS = [
     ("pg-port-out-of-range", {"postgresql_port": 70000}, [r"postgresql_port must be a TCP port.*70000"]),
     ("pg-port-wrong-type", {"postgresql_port": "fast"}, [r"postgresql_port"]),
     ("pg-database-bad-name", {"postgresql_database": "demo;drop"}, [r"postgresql_database \(which defaults to django_app_name\) must be .*demo;drop"]),
-    ("pg-database-reserved", {"postgresql_database": "template1"}, [r"postgresql_database must be .*template1"]),
+    ("pg-database-reserved", {"postgresql_database": "template1"}, [r"postgresql_database \(which defaults to django_app_name\) must be .*template1"]),
     ("pg-user-upper-case", {"postgresql_user": "Demo"}, [r"postgresql_user must be .*Demo"]),
     ("pg-password-short", {"postgresql_password": SHORT_PASSWORD},
      [r"postgresql_password must be empty \(generated\) or at least 16 characters.*13 characters, value not shown"]),
