@@ -76,67 +76,40 @@ ansible-playbook -i "$INVENTORY" -e "django_app_source=$WEBSTACK_ROOT/examples/d
   "$WEBSTACK_ROOT/playbooks/site.yml" >"$WORK/site.log" 2>&1 \
   || { tail -40 "$WORK/site.log" >&2; die "site.yml failed"; }
 
-# app_pids: "host:program:pid" of every uWSGI worker and daphne process of
+# The collection's stats client, copied into every app host after site.yml
+# (benchmarks/lib/stats_probe.py beside plugins/module_utils/uwsgi_stats.py).
+PROBE_DIR=/root/webstack-bench-probe
+install_probe() {
+  local host
+  for host in "${APPS[@]}"; do
+    docker exec "$host" mkdir -p "$PROBE_DIR"
+    docker cp "$WEBSTACK_ROOT/plugins/module_utils/uwsgi_stats.py" "$host:$PROBE_DIR/uwsgi_stats.py" >/dev/null
+    docker cp "$WEBSTACK_ROOT/benchmarks/lib/stats_probe.py" "$host:$PROBE_DIR/stats_probe.py" >/dev/null
+  done
+}
+stats_sockets() { printf '/run/uwsgi/%s/stats.sock\n' "${INSTANCES[@]}"; }
+
+# app_pids: "host:what:pid" of every uWSGI worker and daphne process of
 # both app hosts, one a line, sorted.
 app_pids() {
   local host
   for host in "${APPS[@]}"; do
-    docker exec "$host" python3 - "${INSTANCES[@]}" <<'PY' | sed "s/^/$host:/"
-import json, socket, subprocess, sys
-for name in sys.argv[1:]:
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(5)
-    s.connect(f"/run/uwsgi/{name}/stats.sock")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    for w in json.loads(data)["workers"]:
-        print(f"{name}-worker{w['id']}:{w['pid']}")
-status = subprocess.run(["supervisorctl", "status"], capture_output=True, text=True, check=False).stdout
-for line in status.splitlines():
-    fields = line.split()
-    if fields and fields[0].startswith("daphne") and "pid" in fields:
-        print(f"{fields[0]}:{fields[fields.index('pid') + 1].rstrip(',')}")
-PY
+    # shellcheck disable=SC2046  # one argument per socket path
+    docker exec "$host" python3 "$PROBE_DIR/stats_probe.py" pids $(stats_sockets) | awk -v h="$host" '{print h ":" $1 "-" $2 ":" $3}'
+    docker exec "$host" supervisorctl status | awk -v h="$host" '$1 ~ /^daphne/ && $3 == "pid" {sub(",", "", $4); print h ":" $1 ":" $4}'
   done | sort
 }
 
 # ready [OLD_PIDS]: on every app host every worker of every instance has a pid
 # and accepts, and none is one of OLD_PIDS (comma-separated "host:pid");
-# prints the pids. Bounded: 240 polls of 0.5 s per host.
+# prints the pids. Bounded: 120 s per host.
 ready() {
-  local host out all=""
+  local host out old all=""
   for host in "${APPS[@]}"; do
-    out="$(docker exec "$host" python3 - "${1:-}" "$host" "${INSTANCES[@]}" <<'PY'
-import json, socket, sys, time
-def stats(name):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(5)
-    s.connect(f"/run/uwsgi/{name}/stats.sock")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            return json.loads(data)
-        data += chunk
-host = sys.argv[2]
-old = {p.split(":", 1)[1] for p in sys.argv[1].split(",") if p.startswith(host + ":")}
-for attempt in range(240):
-    try:
-        workers = [w for n in sys.argv[3:] for w in stats(n)["workers"]]
-        if all(w["pid"] > 0 and w["accepting"] and str(w["pid"]) not in old for w in workers):
-            print(",".join(f"{host}:{w['pid']}" for w in workers))
-            sys.exit(0)
-    except (OSError, ValueError):
-        pass
-    time.sleep(0.5)
-sys.exit(f"{host}: workers not all new and accepting after 120 s")
-PY
-)" || return 1
-    all="$all${all:+,}$out"
+    old="$(tr ',' '\n' <<<"${1:-}" | sed -n "s/^$host://p" | paste -sd, -)"
+    # shellcheck disable=SC2046
+    out="$(docker exec "$host" python3 "$PROBE_DIR/stats_probe.py" ready "$old" 120 $(stats_sockets))" || return 1
+    all="$all${all:+,}$(tr ',' '\n' <<<"$out" | sed "s/^/$host:/" | paste -sd, -)"
   done
   echo "$all"
 }
@@ -226,6 +199,7 @@ rollout() {
 postgresql_restart() { docker exec "$DATA" systemctl restart postgresql; }
 redis_restart() { docker exec "$DATA" systemctl restart redis-server; }
 
+install_probe
 ready >/dev/null || die "workers not accepting after site.yml"
 (cd "$WEBSTACK_ROOT" && whole) || die "the front does not serve /db and the websocket echo after site.yml"
 note_start="$(machine_note start)"

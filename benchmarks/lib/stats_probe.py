@@ -17,6 +17,16 @@ logic of the uwsgi_stats module) side by side into the container and runs:
         worker that respawned in the window counts from its new spawn), per
         instance and pooled over every instance (what the front sees).
 
+    stats_probe.py pids SOCKET...
+        Prints "SOCKET worker-ID pid" for every worker of every socket, one a
+        line (deploy.sh: which processes a restart of the data tier touched).
+
+    stats_probe.py ready OLD SECONDS SOCKET...
+        Waits up to SECONDS until every worker of every socket has a pid,
+        accepts, and none has a pid in OLD (comma-separated, may be empty);
+        prints the pids comma-separated; exits 1 naming the workers that are
+        not ready when the time is up (deploy.sh: a deploy is over).
+
 Only the standard library and uwsgi_stats.py are needed (Python 3 of the host).
 """
 
@@ -60,7 +70,49 @@ def window(path, sockets):
     }
 
 
+def pids(sockets):
+    return ["%s worker-%d %d" % (sock, w.id, w.pid) for sock in sockets for w in uwsgi_stats.take_snapshot(sock).workers]
+
+
+def ready(old, seconds, sockets):
+    """The pids of every worker once all are new and accepting; None and the laggards when time is up."""
+    old = {int(p) for p in old.split(",") if p.strip()}
+    deadline = time.time() + seconds
+    while True:
+        laggards = []
+        found = []
+        for sock in sockets:
+            try:
+                workers = uwsgi_stats.take_snapshot(sock).workers
+            except uwsgi_stats.StatsError as exc:
+                laggards.append("%s: %s" % (sock, exc))
+                continue
+            for w in workers:
+                found.append(w.pid)
+                if w.pid <= 0 or not w.accepting or w.pid in old:
+                    laggards.append("%s worker %d (pid %d, accepting %s)" % (sock, w.id, w.pid, w.accepting))
+        if not laggards:
+            return found, []
+        if time.time() >= deadline:
+            return None, laggards
+        time.sleep(0.5)
+
+
 def main(argv):
+    if len(argv) >= 2 and argv[0] == "pids":
+        try:
+            sys.stdout.write("".join(line + "\n" for line in pids(argv[1:])))
+        except uwsgi_stats.StatsError as exc:
+            sys.stderr.write("stats_probe: %s\n" % exc)
+            return 1
+        return 0
+    if len(argv) >= 4 and argv[0] == "ready":
+        found, laggards = ready(argv[1], float(argv[2]), argv[3:])
+        if found is None:
+            sys.stderr.write("stats_probe: not all workers new and accepting after %s s: %s\n" % (argv[2], "; ".join(laggards)))
+            return 1
+        sys.stdout.write(",".join(str(p) for p in found) + "\n")
+        return 0
     if len(argv) < 3 or argv[0] not in ("save", "window"):
         sys.stderr.write(__doc__)
         return 2

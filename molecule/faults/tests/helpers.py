@@ -5,14 +5,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
                          os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
 sys.path.insert(0, os.path.join(PROJECT, "tests", "load"))
-import loadgen  # noqa: E402  pylint: disable=wrong-import-position
+import background  # noqa: E402  pylint: disable=wrong-import-position
 
 HOST = "faults-stack"
 APP = "demo"
@@ -115,38 +114,20 @@ def playbook(*extra):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ))
 
 
-class Load:
+class Load(background.Background):
     """tests/load/loadgen.py in the background (bounded, loopback), one window per fault."""
 
     def __init__(self, name, mix=("6:http:/cpu?ms=2", "3:http:/healthz", "1:ws:/ws/echo/"), steady=3):
         self.name = name
-        self.dir = tempfile.mkdtemp(prefix=f"faults-{name}-")
-        self.out = os.path.join(self.dir, "load.json")
-        self.marks = os.path.join(self.dir, "load.marks")
-        argv = [sys.executable, os.path.join(PROJECT, "tests", "load", "loadgen.py"), "run", "--url", NGINX,
-                "--out", self.out, "--marks", self.marks, "--pid-file", os.path.join(self.dir, "load.pid"),
-                "--concurrency", "4", "--rate", "40", "--duration", "400", "--requests", "20000",
-                "--timeout", "10"]
-        for entry in mix:
-            argv += ["--mix", entry]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.mark("before")
-        time.sleep(steady)
+        super().__init__(f"faults-{name}", NGINX, mix, steady=steady, rate=40, duration=400, requests=20000,
+                         timeout=10, first_mark="before")
 
-    def mark(self, name):
-        loadgen.main(["mark", "--marks", self.marks, name])
-
-    def stop(self):
+    def stop(self, tail=None):
         """Stop the generator (SIGTERM), return its summary with windows by mark."""
-        self.proc.terminate()
-        output, _ = self.proc.communicate(timeout=60)
-        assert self.proc.returncode == 0, output
-        with open(self.out, encoding="utf-8") as handle:
-            return json.load(handle)["summary"]
+        return super().stop(tail)["summary"]
 
     def last_error(self, since, kind):
         """Seconds after `since` at which the last failed request of this kind ended (None: no failure)."""
-        with open(self.out, encoding="utf-8") as handle:
-            ends = [r["t"] + (r["latency_ms"] or 0) / 1000 for r in json.load(handle)["requests"]
-                    if r["kind"] == kind and r["t"] >= since and r["outcome"] != "ok"]
+        ends = [r["t"] + (r["latency_ms"] or 0) / 1000 for r in self.doc["requests"]
+                if r["kind"] == kind and r["t"] >= since and r["outcome"] != "ok"]
         return round(max(ends) - since, 1) if ends else None

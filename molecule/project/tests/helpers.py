@@ -6,11 +6,9 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -19,6 +17,7 @@ PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
                          os.path.abspath(os.path.join(os.path.dirname(__file__), "../../..")))
 sys.path.insert(0, os.path.join(PROJECT, "tests", "load"))
 sys.path.insert(0, os.path.join(PROJECT, "plugins", "module_utils"))
+import background  # noqa: E402  pylint: disable=wrong-import-position
 import uwsgi_protocol  # noqa: E402  pylint: disable=wrong-import-position
 
 HOST = "project-stack"
@@ -140,37 +139,16 @@ def copy_project(name, edits, source="notes"):
     return target
 
 
-class Load:
-    """tests/load/loadgen.py in the background against nginx on 127.0.0.1."""
+class Load(background.Background):
+    """tests/load/loadgen.py in the background against nginx on 127.0.0.1, its
+    "rollout" window opened after the steady one; stop() returns the summary."""
 
     def __init__(self, name, mix, url=NGINX, steady=5):
-        self.dir = tempfile.mkdtemp(prefix=f"project-load-{name}-")
-        self.out = os.path.join(self.dir, "load.json")
-        self.marks = os.path.join(self.dir, "load.marks")
-        argv = [sys.executable, os.path.join(PROJECT, "tests", "load", "loadgen.py"), "run", "--url", url,
-                "--out", self.out, "--marks", self.marks, "--pid-file", os.path.join(self.dir, "load.pid"),
-                "--concurrency", "4", "--rate", "30", "--duration", "900", "--requests", "50000"]
-        for entry in mix:
-            argv += ["--mix", entry]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.mark("steady")
-        time.sleep(steady)
+        super().__init__(f"project-{name}", url, mix, steady=steady)
         self.mark("rollout")
 
-    def mark(self, name):
-        with open(self.marks, "a", encoding="utf-8") as handle:
-            handle.write(f"{name} {time.time():.4f}\n")
-
     def stop(self, tail=3):
-        time.sleep(tail)
-        self.mark("after")
-        time.sleep(1)
-        self.proc.send_signal(signal.SIGTERM)
-        output, _ = self.proc.communicate(timeout=60)
-        assert self.proc.returncode == 0, output
-        with open(self.out, encoding="utf-8") as handle:
-            summary = json.load(handle)["summary"]
-        shutil.rmtree(self.dir, ignore_errors=True)
+        summary = super().stop(tail)["summary"]
         print(f"load: {summary['requests']} requests, {summary['errors']} errors, "
               f"samples {summary['error_samples'][:3]}")
         return summary

@@ -47,7 +47,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -60,6 +59,7 @@ PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.abspath(os.path.j
 sys.path.insert(0, os.path.join(PROJECT, "tests", "load"))
 sys.path.insert(0, os.path.join(PROJECT, "plugins", "module_utils"))
 import asgi_probe  # noqa: E402  pylint: disable=wrong-import-position
+import background  # noqa: E402  pylint: disable=wrong-import-position
 import loadgen  # noqa: E402  pylint: disable=wrong-import-position
 import uwsgi_protocol  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -92,7 +92,11 @@ MIGRATE_HELPER = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(MIGRATE_HELPER)
 # What one test leaves for the next ones (the v2 run's output).
 RUNS = {}
-MIX = ["--mix", "6:http:/cpu?ms=2", "--mix", "3:http:/healthz", "--mix", "2:http:/db", "--mix", "1:ws:/ws/echo/"]
+# The v2 and v5 rollouts back the database up before migrating, keeping one dump.
+BACKUP_DIR = "/var/backups/webstack-rollout"
+BACKUP = ["-e", f"rollout_backup_dir={BACKUP_DIR}", "-e", "rollout_backup_keep=1"]
+BACKUP_LINE = re.compile(r"backup: database (\S+) to (\S+?):(\S+) \((\d+) bytes, .*?\) before (\d+) migration\(s\) \((.*?)\);")
+MIX = ["6:http:/cpu?ms=2", "3:http:/healthz", "2:http:/db", "1:ws:/ws/echo/"]
 
 
 # ---------------------------------------------------------------- helpers
@@ -205,44 +209,39 @@ def playbook(name, *extra):
     return out
 
 
+def backup_of(run):
+    """The one backup line of a rollout's output, checked against the dump on the data host:
+    {path, bytes, pending, tables} (tables: those pg_restore --list finds in the dump)."""
+    lines = BACKUP_LINE.findall(" ".join(run.text.split()))
+    assert len(lines) == 1, run.text[-4000:]
+    database, host, path, size, count, pending = lines[0]
+    assert host == DATA and database == database_name(), lines[0]
+    assert os.path.dirname(path) == BACKUP_DIR and path.endswith(".dump"), path
+    # in the postgres-only directory (0700), of the size reported
+    assert docker(DATA, "stat", "--format=%U %a", BACKUP_DIR).split() == ["postgres", "700"]
+    assert docker(DATA, "stat", "--format=%s %U", path).split() == [size, "postgres"], (path, size)
+    listing = docker(DATA, "runuser", "-u", "postgres", "--", "pg_restore", "--list", path)
+    tables = sorted(set(re.findall(r"TABLE public (\S+) ", listing)))
+    return {"path": path, "bytes": int(size), "pending": pending.split(", "), "count": int(count), "tables": tables,
+            "dir": docker(DATA, "ls", BACKUP_DIR).split()}
+
+
 def host_durations(stdout):
     """{host: seconds} from the playbook's per-host summary lines."""
     return {m.group(1): float(m.group(2))
             for m in re.finditer(r"(rollout-app\d): release \S+ -> \S+ in ([0-9.]+) s", stdout)}
 
 
-class Load:
-    """loadgen.py in the background, with a steady window before the action."""
+class Load(background.Background):
+    """loadgen.py in the background through the front (the scenario's mix); stop()
+    keeps every request in self.records and returns the summary."""
 
     def __init__(self, name, steady=10, mix=None):
-        self.dir = tempfile.mkdtemp(prefix=f"rollout-{name}-")
-        self.out = os.path.join(self.dir, "load.json")
-        self.marks = os.path.join(self.dir, "load.marks")
-        self.pid_file = os.path.join(self.dir, "load.pid")
+        super().__init__(f"rollout-{name}", FRONT, mix or MIX, steady=steady, rate=40, duration=1800, requests=200000)
         self.records = []
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(PROJECT, "tests", "load", "loadgen.py"), "run", "--url", FRONT,
-             "--out", self.out, "--marks", self.marks, "--pid-file", self.pid_file,
-             *(mix or MIX),
-             "--concurrency", "4", "--rate", "40", "--duration", "1800", "--requests", "200000"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.mark("steady")
-        time.sleep(steady)
-
-    def mark(self, name):
-        with open(self.marks, "a", encoding="utf-8") as handle:
-            handle.write(f"{name} {time.time():.4f}\n")
 
     def stop(self, tail=3):
-        time.sleep(tail)
-        self.mark("after")
-        time.sleep(1)
-        self.proc.send_signal(signal.SIGTERM)
-        output, _ = self.proc.communicate(timeout=60)
-        assert self.proc.returncode == 0, output
-        with open(self.out, encoding="utf-8") as handle:
-            doc = json.load(handle)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        doc = super().stop(tail)
         self.records = doc["requests"]
         return doc["summary"]
 
@@ -626,7 +625,7 @@ def test_v2_rolls_out_under_load_without_errors(releases, initial):
     before = all_pids()
     load = Load("v2")
     load.mark("rollout")
-    run = playbook("rollout.yml", "-e", f"rollout_source={releases['v2']}", "-e", "rollout_release_id=v2")
+    run = playbook("rollout.yml", "-e", f"rollout_source={releases['v2']}", "-e", "rollout_release_id=v2", *BACKUP)
     summary = load.stop()
     print(run.stdout[-6000:])
     RUNS["v2"] = run.text
@@ -635,6 +634,14 @@ def test_v2_rolls_out_under_load_without_errors(releases, initial):
     record("v2", dict(figures(summary, durations, run.seconds),
                       migrate=[{"host": h, "release": r, **doc} for h, r, doc in migrations]))
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    # The backup before the migration: one pg_dump on the data host, of the
+    # database as v1 left it (demo_message, not v2's demo_room).
+    backup = backup_of(run)
+    record("v2-backup", backup)
+    assert "-v2-" in os.path.basename(backup["path"]) and backup["bytes"] > 1000, backup
+    assert backup["pending"] == [f"demo.{V2_MIGRATION}"] and backup["count"] == 1, backup
+    assert "demo_message" in backup["tables"] and "demo_room" not in backup["tables"], backup
+    assert backup["dir"] == [os.path.basename(backup["path"])], backup
     # The migration ran once, on one host, before the first flip.
     assert len(migrations) == 1, migrations
     host, release, doc = migrations[0]
@@ -768,7 +775,7 @@ def test_a_failing_migration_is_refused_before_any_host_flips(releases):
     before = app_processes()
     load = Load("v5", steady=5)
     load.mark("rollout")
-    run = playbook("rollout.yml", "-e", f"rollout_source={releases['v5']}", "-e", "rollout_release_id=v5")
+    run = playbook("rollout.yml", "-e", f"rollout_source={releases['v5']}", "-e", "rollout_release_id=v5", *BACKUP)
     summary = load.stop()
     print(run.text[-5000:])
     record("v5-migration-refused", figures(summary, host_durations(run.stdout), run.seconds))
@@ -776,6 +783,12 @@ def test_a_failing_migration_is_refused_before_any_host_flips(releases):
     message = re.search(r"release v5 refused: migration (\S+) failed: (.*?); no host was switched", " ".join(run.text.split()))
     assert message, run.text[-4000:]
     assert message.group(1) == f"demo.{V5_MIGRATION}", message.group(0)
+    # backed up before the failing migration; rollout_backup_keep=1 removed v2's dump
+    backup = backup_of(run)
+    record("v5-backup", backup)
+    assert "-v5-" in os.path.basename(backup["path"]) and backup["pending"] == [f"demo.{V5_MIGRATION}"], backup
+    assert "demo_room" in backup["tables"], backup
+    assert backup["dir"] == [os.path.basename(backup["path"])], backup
     assert "v5 migration fails on purpose" in message.group(2), message.group(0)
     assert task_results(run.text, "Point current at release") <= {"skipping"}
     for host in APP_HOSTS:
