@@ -144,7 +144,8 @@ def switch_start(path):
     with open(path, encoding="utf-8", errors="replace") as handle:
         lines = handle.read().splitlines()
     for i, line in enumerate(lines):
-        if line.startswith("TASK [Point current at release"):
+        # the task of the rollout role ("TASK [webstack.django_uwsgi.rollout : Point current ...")
+        if re.match(r"TASK \[(?:\S+ : )?Point current at release", line):
             for after in lines[i + 1:i + 4]:
                 match = _STAMP_RE.match(after)
                 if match:

@@ -7,6 +7,8 @@ import importlib.util
 import json
 import os
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 _SPEC = importlib.util.spec_from_file_location("deploy_analyze", os.path.join(HERE, "..", "deploy", "analyze.py"))
 analyze = importlib.util.module_from_spec(_SPEC)
@@ -76,11 +78,12 @@ def test_rollout_log_lines(tmp_path):
     assert analyze.host_switch_seconds(str(tmp_path / "missing")) == {}
 
 
-def test_switch_start_from_profile_tasks_stamps(tmp_path):
+@pytest.mark.parametrize("prefix", ["", "webstack.django_uwsgi.rollout : "])
+def test_switch_start_from_profile_tasks_stamps(tmp_path, prefix):
     log = tmp_path / "rollout.log"
-    log.write_text("TASK [Stage the release] ****\n"
+    log.write_text(f"TASK [{prefix}Stage the release] ****\n"
                    "Sunday 22 November 2026  15:00:01 +0000 (0:00:01.000)       0:00:05.000 ****\n"
-                   "TASK [Point current at release v2] ****\n"
+                   f"TASK [{prefix}Point current at release v2] ****\n"
                    "Sunday 22 November 2026  15:01:40 +0100 (0:00:02.000)       0:01:44.000 ****\n")
     assert analyze.switch_start(str(log)) == 1795356100  # 15:01:40 +0100 = 14:01:40 UTC
     assert analyze.switch_start(str(tmp_path / "none")) is None
