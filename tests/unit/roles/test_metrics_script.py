@@ -106,14 +106,14 @@ def parse(text):
             continue
         if line.startswith("#") or not line.strip():
             continue
-        head, value = line.rsplit(" ", 1)
-        name, _, rest = head.partition("{")
+        head, number = line.rsplit(" ", 1)
+        name, _brace, rest = head.partition("{")
         assert name in typed, line
         labels = {}
         for part in rest.rstrip("}").split(",") if rest else []:
-            key, _, val = part.partition("=")
+            key, _equals, val = part.partition("=")
             labels[key] = val.strip('"')
-        out[(name, frozenset(labels.items()))] = float(value)
+        out[(name, frozenset(labels.items()))] = float(number)
     return out
 
 
