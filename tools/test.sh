@@ -11,34 +11,43 @@
 # summary. Full logs of each stage: build/test-logs/.
 #   WEBSTACK_SCENARIOS="default rollout:bookworm"   scenarios to run, each on the
 #       releases after its colon (default: the list below: the demo's full
-#       stack, the fastrouter front, the rollout and the faults scenarios on
-#       Debian 12; the second example project (project) on Debian 13);
-#       scenarios joined by + run side by side (the project and fastrouter
-#       scenarios by default: their own containers and ports)
+#       stack, the fastrouter front, the adoption of a legacy host, the
+#       rollout and the faults scenarios on Debian 12; the second example
+#       project (project) on Debian 13); scenarios joined by + run side by
+#       side in lanes of their own, scenarios joined by / one after the other
+#       in the same lane (by default the project scenario in one lane, the
+#       fastrouter then the legacy scenario in the other: each scenario has
+#       its own containers and ports)
 #   WEBSTACK_DISTROS="trixie"         run every chosen scenario on these releases instead
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 set +e
 
-SCENARIOS="${WEBSTACK_SCENARIOS:-default:bookworm project:trixie+fastrouter:bookworm rollout:bookworm faults:bookworm}"
+SCENARIOS="${WEBSTACK_SCENARIOS:-default:bookworm project:trixie+fastrouter:bookworm/legacy:bookworm rollout:bookworm faults:bookworm}"
 # Releases each scenario runs on, and all of them (for the image stage);
-# scenario groups: scenarios joined by + run side by side.
+# scenario groups: lanes joined by + run side by side, the scenarios of a lane
+# (joined by /) one after the other. A group is kept as its lanes joined by +,
+# each lane the names of its scenarios.
 declare -A scenario_distros=()
 scenario_groups=()
 DISTROS=""
 for group in $SCENARIOS; do
-  members=""
-  for entry in ${group//+/ }; do
-    name="${entry%%:*}"
-    distros="bookworm trixie"
-    [ "$entry" != "$name" ] && distros="${entry#*:}"
-    distros="${WEBSTACK_DISTROS:-${distros//,/ }}"
-    scenario_distros[$name]="$distros"
-    members="$members $name"
-    for d in $distros; do
-      case " $DISTROS " in *" $d "*) ;; *) DISTROS="$DISTROS $d" ;; esac
+  lanes=""
+  for lane in ${group//+/ }; do
+    members=""
+    for entry in ${lane//\// }; do
+      name="${entry%%:*}"
+      distros="bookworm trixie"
+      [ "$entry" != "$name" ] && distros="${entry#*:}"
+      distros="${WEBSTACK_DISTROS:-${distros//,/ }}"
+      scenario_distros[$name]="$distros"
+      members="$members $name"
+      for d in $distros; do
+        case " $DISTROS " in *" $d "*) ;; *) DISTROS="$DISTROS $d" ;; esac
+      done
     done
+    lanes="${lanes:+$lanes+}$members"
   done
-  scenario_groups+=("$members")
+  scenario_groups+=("$lanes")
 done
 LOGS="$WEBSTACK_ROOT/build/test-logs"
 rm -rf "$LOGS" && mkdir -p "$LOGS"
@@ -151,13 +160,16 @@ stage_pytest() { (source "$WEBSTACK_ROOT/tools/env.sh" && cd "$WEBSTACK_ROOT" &&
 # The collection link every lane uses, made once before they start.
 [ "${state[tooling]:-}" = passed ] && (use_venv && link_collection)
 side_by_side tooling "lint package sanity" "pytest"
-# A scenario's releases one after the other; the scenarios of a group side
-# by side (each has its own containers and ports).
+# A lane's scenarios, each on its releases, one after the other; the lanes of
+# a group side by side (each scenario has its own containers and ports).
 for group in "${scenario_groups[@]}"; do
   lanes=()
-  for scenario in $group; do
+  IFS=+ read -ra group_lanes <<<"$group"
+  for names in "${group_lanes[@]}"; do
     lane=""
-    for distro in ${scenario_distros[$scenario]}; do lane="$lane molecule-$scenario-$distro"; done
+    for scenario in $names; do
+      for distro in ${scenario_distros[$scenario]}; do lane="$lane molecule-$scenario-$distro"; done
+    done
     lanes+=("$lane")
   done
   if [ "${#lanes[@]}" = 1 ]; then
