@@ -87,7 +87,7 @@ async def connect(app, client, text='m1'):
     task = asyncio.ensure_future(app(scope(), client.queue.get, client.send))
     client.queue.put_nowait({'type': 'websocket.connect'})
     client.queue.put_nowait({'type': 'websocket.receive', 'text': text})
-    for _ in range(100):
+    for dummy in range(100):
         if any(m.get('text') == text for m in client.sent):
             break
         await asyncio.sleep(0.01)
@@ -105,7 +105,7 @@ def test_open_sessions_closed_with_1012_after_the_drain_then_stop():
                          stop=lambda: events.append('stop'), close_wait=2)
     app = EchoApp()
     wrapped = drain.wrap(app)
-    clients = [Client() for _ in range(3)]
+    clients = [Client() for dummy in range(3)]
 
     async def scenario():
         tasks = [await connect(wrapped, c, 'hello %d' % i) for i, c in enumerate(clients)]
