@@ -258,7 +258,9 @@ def rss_series(samples):
                 continue
             entry = out.setdefault(inst["socket"], {"workers": {}, "total": []})
             for w in inst["workers"]:
-                entry["workers"].setdefault(w["id"], []).append((s["t"], w["rss"]))
+                # A worker that has served nothing since its spawn reports rss 0: no point.
+                if w["rss"]:
+                    entry["workers"].setdefault(w["id"], []).append((s["t"], w["rss"]))
             entry["total"].append((s["t"], sum(w["rss"] for w in inst["workers"]) + (inst.get("master_rss") or 0)))
     return out
 
