@@ -18,7 +18,7 @@
 # One systemd container, webstack-soak (host network, nginx on 127.0.0.1:18980),
 # converged with playbooks/site.yml and benchmarks/soak/inventory.yml; the
 # instance's settings come from the environment:
-#   SOAK_DURATION (s, 1800), SOAK_RATE (requests/s, 20), SOAK_CONCURRENCY (10),
+#   SOAK_DURATION (s, 1800), SOAK_RATE (requests/s, 20), SOAK_CONCURRENCY (16),
 #   SOAK_SLOW_PERCENT (1), SOAK_HARAKIRI (s, 6), SOAK_MAX_REQUESTS (80),
 #   SOAK_RELOAD_ON_RSS (MB, 48), SOAK_HOLD_PERCENT (10), SOAK_HOLD_KB (768),
 #   SOAK_RSS_MARGIN_MB (default: SOAK_HOLD_KB rounded up to MB, + 1),
@@ -41,7 +41,7 @@ PORT=18980
 URL="http://127.0.0.1:$PORT"
 DURATION="${SOAK_DURATION:-1800}"
 RATE="${SOAK_RATE:-20}"
-CONCURRENCY="${SOAK_CONCURRENCY:-10}"
+CONCURRENCY="${SOAK_CONCURRENCY:-16}"
 SLOW_PERCENT="${SOAK_SLOW_PERCENT:-1}"
 HARAKIRI="${SOAK_HARAKIRI:-6}"
 MAX_REQUESTS="${SOAK_MAX_REQUESTS:-80}"

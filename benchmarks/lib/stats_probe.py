@@ -30,7 +30,8 @@ logic of the uwsgi_stats module) side by side into the container and runs:
     stats_probe.py sample OUT SECONDS INTERVAL SOCKET...
         Every INTERVAL seconds, for SECONDS at most, appends one JSON line to
         OUT: the time and, per socket, the master's pid and RSS (from /proc)
-        and every worker's id, pid, status, requests since its spawn, rss,
+        and every worker's id, pid, status, requests since its spawn, rss
+        (uWSGI's, 0 until the worker's first request), RSS from /proc,
         harakiri_count and respawn_count (soak.sh: RSS and recycling over
         time). A read that fails is written as an error line; sampling goes on.
 
@@ -105,7 +106,7 @@ def ready(old, seconds, sockets):
         time.sleep(0.5)
 
 
-def master_rss(pid):
+def proc_rss(pid):
     """Resident memory of a process in bytes from /proc (None when unreadable)."""
     try:
         with open("/proc/%d/status" % pid, encoding="ascii") as handle:
@@ -128,9 +129,9 @@ def sample_once(sockets):
         out["instances"].append({
             "socket": sock,
             "master_pid": snap.pid,
-            "master_rss": master_rss(snap.pid) if snap.pid else None,
+            "master_rss": proc_rss(snap.pid) if snap.pid else None,
             "workers": [{"id": w.id, "pid": w.pid, "status": w.status, "requests": w.requests_since_spawn(),
-                         "rss": w.rss, "harakiri_count": w.harakiri_count, "respawn_count": w.respawn_count}
+                         "rss": w.rss, "proc_rss": proc_rss(w.pid) if w.pid > 0 else None, "harakiri_count": w.harakiri_count, "respawn_count": w.respawn_count}
                         for w in snap.workers],
         })
     return out

@@ -213,14 +213,14 @@ def stats_figures(samples):
                 errors += 1
                 continue
             entry = instances.setdefault(inst["socket"], {"workers": {}, "total": [], "master": []})
-            workers_rss = 0
             for w in inst["workers"]:
                 series = entry["workers"].setdefault(w["id"], [])
                 series.append((s["t"], w["pid"], w["rss"], w["harakiri_count"], w["respawn_count"]))
-                workers_rss += w["rss"]
             master = inst.get("master_rss") or 0
             entry["master"].append((s["t"], master))
-            entry["total"].append((s["t"], workers_rss + master))
+            total = instance_rss(inst)
+            if total is not None:
+                entry["total"].append((s["t"], total))
     out = {"samples": len(samples), "read_errors": errors, "instances": []}
     for sock, entry in sorted(instances.items()):
         workers = []
@@ -241,12 +241,28 @@ def stats_figures(samples):
             "pid_changes": sum(w["pid_changes"] for w in workers),
             "max_worker_rss": max((w["max_rss"] for w in workers), default=0),
             "max_instance_rss": max((v for _, v in entry["total"]), default=0),
+            "instance_samples": len(entry["total"]),
             "max_master_rss": max((v for _, v in entry["master"]), default=0),
         })
     out["harakiri"] = sum(i["harakiri"] for i in out["instances"])
     out["respawns"] = sum(i["respawns"] for i in out["instances"])
     out["max_worker_rss"] = max((i["max_worker_rss"] for i in out["instances"]), default=0)
     return out
+
+
+def instance_rss(inst):
+    """Master + workers: each worker's RSS from /proc, else uWSGI's; None when a worker has neither.
+
+    uWSGI reports a worker's rss only once it has served a request: a worker
+    just respawned reads 0, so without /proc the sum would dip at each respawn.
+    """
+    total = inst.get("master_rss") or 0
+    for w in inst["workers"]:
+        value = w.get("proc_rss") or w["rss"]
+        if not value:
+            return None
+        total += value
+    return total
 
 
 def rss_series(samples):
@@ -261,7 +277,9 @@ def rss_series(samples):
                 # A worker that has served nothing since its spawn reports rss 0: no point.
                 if w["rss"]:
                     entry["workers"].setdefault(w["id"], []).append((s["t"], w["rss"]))
-            entry["total"].append((s["t"], sum(w["rss"] for w in inst["workers"]) + (inst.get("master_rss") or 0)))
+            total = instance_rss(inst)
+            if total is not None:
+                entry["total"].append((s["t"], total))
     return out
 
 
@@ -317,15 +335,21 @@ def chart(series, rows, settings, start, path):
     for sock, entry in sorted(series.items()):
         name = sock.rstrip("/").split("/")[-2] if "/" in sock else sock
         for wid, points in sorted(entry["workers"].items()):
-            ax1.plot([(t - start) / 60 for t, _ in points], [v / MB for _, v in points], lw=0.9,
-                     label="%s worker %d" % (name, wid))
+            ax1.plot([(t - start) / 60 for t, _ in points], [v / MB for _, v in points], lw=0.6, alpha=0.45,
+                     label="%s workers 1-%d" % (name, len(entry["workers"])) if wid == 1 else None)
+        largest = {}
+        for points in entry["workers"].values():
+            for t, v in points:
+                largest[t] = max(largest.get(t, 0), v)
+        ax1.plot([(t - start) / 60 for t in sorted(largest)], [largest[t] / MB for t in sorted(largest)],
+                 color="black", lw=1.3, label="%s: largest worker" % name)
         ax2.plot([(t - start) / 60 for t, _ in entry["total"]], [v / MB for _, v in entry["total"]], lw=1.2,
                  label="%s: master + workers" % name)
     ax1.axhline(limit, color="red", ls="--", lw=1.2, label="reload-on-rss %d MB" % limit)
     ax1.axhline(limit + settings["rss_margin_mb"], color="red", ls=":", lw=1,
                 label="bound checked: + %d MB" % settings["rss_margin_mb"])
     ax1.set_ylabel("worker RSS (MB)")
-    ax1.legend(fontsize=7, ncol=3, loc="lower right")
+    ax1.legend(fontsize=7, ncol=2, loc="lower right")
     ax1.set_title("Soak: %d s at %s req/s, %s %% slow (%s, harakiri %d s), max-requests %d, reload-on-rss %d MB"
                   % (settings["duration"], settings["rate"], settings["slow_percent"], settings["slow_path"],
                      settings["harakiri"], settings["max_requests"], limit), fontsize=9)
@@ -378,8 +402,8 @@ def markdown(doc):
         "| worker respawns (stats server respawn_count / pid changes seen) | %d / %d |" % (
             st["respawns"], sum(i["pid_changes"] for i in st["instances"])),
         "| largest worker RSS: log / stats samples (MB) | %s / %s |" % (_mb(lg["max_worker_rss"]), _mb(st["max_worker_rss"])),
-        "| largest instance RSS, master + workers (MB) | %s |" % ", ".join(
-            _mb(i["max_instance_rss"]) for i in st["instances"]),
+        "| largest instance RSS, master + workers (MB; samples where every worker's RSS was known) | %s |" % ", ".join(
+            "%s (%d)" % (_mb(i["max_instance_rss"]), i["instance_samples"]) for i in st["instances"]),
         "| stats samples (every %s s) / read errors | %d / %d |" % (s["sample_interval"], st["samples"], st["read_errors"]),
         "",
         "| check | value | want | |",

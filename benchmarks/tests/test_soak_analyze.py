@@ -172,3 +172,14 @@ def test_main_writes_json_markdown_and_chart(tmp_path):
     assert "| normal requests failed | 0 |" in md and "FAILED" not in md
     assert "10 % `/hold?kb=768`" in md
     assert (tmp_path / "res" / "soak.png").stat().st_size > 10000
+
+
+def test_instance_rss_uses_proc_and_skips_a_sample_with_a_worker_of_unknown_rss():
+    inst = {"master_rss": 10 * MB, "workers": [{"id": 1, "rss": 40 * MB, "proc_rss": 41 * MB},
+                                               {"id": 2, "rss": 0, "proc_rss": 30 * MB}]}
+    # /proc first (a worker just respawned reads rss 0 from uWSGI until its first request).
+    assert analyze.instance_rss(inst) == (10 + 41 + 30) * MB
+    inst["workers"][1]["proc_rss"] = None
+    assert analyze.instance_rss(inst) is None
+    sample = {"t": T0, "instances": [dict(inst, socket="s")]}
+    assert analyze.rss_series([sample])["s"]["total"] == []

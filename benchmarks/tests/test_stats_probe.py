@@ -121,6 +121,7 @@ def test_ready_names_the_workers_not_ready_when_time_is_up(servers, capsys, work
 def test_sample_appends_a_line_per_interval_and_records_a_failed_read(servers, capsys, tmp_path):
     document = doc((101, 1), (102, 1))
     document["pid"] = os.getpid()          # a readable /proc entry for the master's RSS
+    document["workers"][1]["pid"] = os.getpid()
     document["workers"][0].update({"rss": 44 * 1024 * 1024, "harakiri_count": 2, "respawn_count": 3})
     path, server = servers(document)
     out = tmp_path / "samples.jsonl"
@@ -130,8 +131,10 @@ def test_sample_appends_a_line_per_interval_and_records_a_failed_read(servers, c
     assert 3 <= len(lines) <= 5, lines
     first = lines[0]["instances"][0]
     assert first["master_pid"] == os.getpid() and first["master_rss"] > 0
+    # pid 101 is no process here: no RSS from /proc.
     assert first["workers"][0] == {"id": 1, "pid": 101, "status": "idle", "requests": 0, "rss": 44 * 1024 * 1024,
-                                   "harakiri_count": 2, "respawn_count": 3}
+                                   "proc_rss": None, "harakiri_count": 2, "respawn_count": 3}
+    assert first["workers"][1]["proc_rss"] == first["master_rss"] or first["workers"][1]["proc_rss"] > 0
     # After the server went away the sampler goes on and says why each read failed.
     assert "error" in lines[-1]["instances"][0]
     assert "samples written" in capsys.readouterr().out
