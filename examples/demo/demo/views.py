@@ -1,4 +1,4 @@
-"""Views used by the health checks, the balance tests and the rollout tests."""
+"""Views used by the health checks, the balance tests, the rollout tests and the soak."""
 
 import os
 import time
