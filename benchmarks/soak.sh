@@ -116,9 +116,9 @@ mkdir -p "$RESULTS" "$WORK"
 
 # One instance of PROCESSES x 1 thread: harakiri kills the whole worker
 # process, so with threads > 1 the requests of its other threads would fail
-# with the slow one. One instance: nginx's uwsgi_next_upstream (error) would
-# pass a harakiri'd GET on to a second instance, where it runs past harakiri
-# again; with one server in the upstream nginx neither retries nor marks it down.
+# with the slow one. nginx still retries a harakiri'd GET once (uwsgi_next_upstream
+# error) on the instance's backup entry in the upstream, the same instance:
+# the harakiri events then outnumber the slow requests, and the check says so.
 instance="{\"uwsgi_instances\": [{\"name\": \"web1\", \"processes\": $PROCESSES, \"threads\": 1,
   \"harakiri\": $HARAKIRI, \"max_requests\": $MAX_REQUESTS, \"reload_on_rss\": $RELOAD_ON_RSS}]}"
 log "host $HOST (Debian $WEBSTACK_DISTRO): one instance of $PROCESSES x 1 thread, harakiri $HARAKIRI s, max-requests $MAX_REQUESTS, reload-on-rss $RELOAD_ON_RSS MB"
