@@ -116,7 +116,7 @@ mkdir -p "$RESULTS" "$WORK"
 
 # One instance of PROCESSES x 1 thread: harakiri kills the whole worker
 # process, so with threads > 1 the requests of its other threads would fail
-# with the slow one. nginx still retries a harakiri'd GET once (uwsgi_next_upstream
+# with the slow one. nginx still retries a harakiri'd GET, at most once (uwsgi_next_upstream
 # error) on the instance's backup entry in the upstream, the same instance:
 # the harakiri events then outnumber the slow requests, and the check says so.
 instance="{\"uwsgi_instances\": [{\"name\": \"web1\", \"processes\": $PROCESSES, \"threads\": 1,
