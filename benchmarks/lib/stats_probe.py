@@ -27,6 +27,14 @@ logic of the uwsgi_stats module) side by side into the container and runs:
         prints the pids comma-separated; exits 1 naming the workers that are
         not ready when the time is up (deploy.sh: a deploy is over).
 
+    stats_probe.py sample OUT SECONDS INTERVAL SOCKET...
+        Every INTERVAL seconds, for SECONDS at most, appends one JSON line to
+        OUT: the time and, per socket, the master's pid and RSS (from /proc)
+        and every worker's id, pid, status, requests since its spawn, rss
+        (uWSGI's, 0 until the worker's first request), RSS from /proc,
+        harakiri_count and respawn_count (soak.sh: RSS and recycling over
+        time). A read that fails is written as an error line; sampling goes on.
+
 Only the standard library and uwsgi_stats.py are needed (Python 3 of the host).
 """
 
@@ -98,7 +106,56 @@ def ready(old, seconds, sockets):
         time.sleep(0.5)
 
 
+def proc_rss(pid):
+    """Resident memory of a process in bytes from /proc (None when unreadable)."""
+    try:
+        with open("/proc/%d/status" % pid, encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def sample_once(sockets):
+    out = {"t": round(time.time(), 3), "instances": []}
+    for sock in sockets:
+        try:
+            snap = uwsgi_stats.take_snapshot(sock)
+        except uwsgi_stats.StatsError as exc:
+            out["instances"].append({"socket": sock, "error": str(exc)})
+            continue
+        out["instances"].append({
+            "socket": sock,
+            "master_pid": snap.pid,
+            "master_rss": proc_rss(snap.pid) if snap.pid else None,
+            "workers": [{"id": w.id, "pid": w.pid, "status": w.status, "requests": w.requests_since_spawn(),
+                         "rss": w.rss, "proc_rss": proc_rss(w.pid) if w.pid > 0 else None, "harakiri_count": w.harakiri_count, "respawn_count": w.respawn_count}
+                        for w in snap.workers],
+        })
+    return out
+
+
+def sample(path, seconds, interval, sockets):
+    """Appends a sample every `interval` s for `seconds` s at most; returns how many were written."""
+    deadline = time.time() + seconds
+    written = 0
+    with open(path, "a", encoding="utf-8") as handle:
+        while time.time() < deadline:
+            began = time.time()
+            handle.write(json.dumps(sample_once(sockets)) + "\n")
+            handle.flush()
+            written += 1
+            time.sleep(max(0.0, min(interval - (time.time() - began), deadline - time.time())))
+    return written
+
+
 def main(argv):
+    if len(argv) >= 5 and argv[0] == "sample":
+        written = sample(argv[1], float(argv[2]), float(argv[3]), argv[4:])
+        sys.stdout.write("%d samples written to %s\n" % (written, argv[1]))
+        return 0
     if len(argv) >= 2 and argv[0] == "pids":
         try:
             sys.stdout.write("".join(line + "\n" for line in pids(argv[1:])))

@@ -116,3 +116,25 @@ def test_ready_names_the_workers_not_ready_when_time_is_up(servers, capsys, work
     assert time.time() - started < 4
     err = capsys.readouterr().err
     assert "not all workers new and accepting after 1 s" in err and named in err, err
+
+
+def test_sample_appends_a_line_per_interval_and_records_a_failed_read(servers, capsys, tmp_path):
+    document = doc((101, 1), (102, 1))
+    document["pid"] = os.getpid()          # a readable /proc entry for the master's RSS
+    document["workers"][1]["pid"] = os.getpid()
+    document["workers"][0].update({"rss": 44 * 1024 * 1024, "harakiri_count": 2, "respawn_count": 3})
+    path, server = servers(document)
+    out = tmp_path / "samples.jsonl"
+    threading.Timer(1.2, server.close).start()
+    assert stats_probe.main(["sample", str(out), "2", "0.5", path]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert 3 <= len(lines) <= 5, lines
+    first = lines[0]["instances"][0]
+    assert first["master_pid"] == os.getpid() and first["master_rss"] > 0
+    # pid 101 is no process here: no RSS from /proc.
+    assert first["workers"][0] == {"id": 1, "pid": 101, "status": "idle", "requests": 0, "rss": 44 * 1024 * 1024,
+                                   "proc_rss": None, "harakiri_count": 2, "respawn_count": 3}
+    assert first["workers"][1]["proc_rss"] == first["master_rss"] or first["workers"][1]["proc_rss"] > 0
+    # After the server went away the sampler goes on and says why each read failed.
+    assert "error" in lines[-1]["instances"][0]
+    assert "samples written" in capsys.readouterr().out

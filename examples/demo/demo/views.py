@@ -1,4 +1,4 @@
-"""Views used by the health checks, the balance tests and the rollout tests."""
+"""Views used by the health checks, the balance tests, the rollout tests and the soak."""
 
 import os
 import time
@@ -18,6 +18,12 @@ except ImportError:  # daphne, manage.py, tests
 
 # Upper bound of ?ms= for /cpu and /slow: a typo must not pin a worker for minutes.
 MAX_MS = 10000
+# /hold?kb=N keeps N KiB for the life of the worker process, on purpose: a
+# leak that uWSGI's reload-on-rss must catch (benchmarks/soak.sh). Bounds: a
+# request holds at most MAX_HOLD_KB, a process at most MAX_HELD_KB in all.
+MAX_HOLD_KB = 4096
+MAX_HELD_KB = 262144
+_HELD = []
 
 
 def _read_release():
@@ -112,6 +118,22 @@ def slow(request):
         return _bad_ms()
     time.sleep(ms / 1000)
     return JsonResponse({"ms": ms, **_identity(request)})
+
+
+@require_GET
+def hold(request):
+    try:
+        kb = int(request.GET.get("kb", "0"))
+    except ValueError:
+        kb = -1
+    if kb < 0 or kb > MAX_HOLD_KB:
+        return JsonResponse({"error": f"kb must be an integer between 0 and {MAX_HOLD_KB}"}, status=400)
+    held = sum(len(block) for block in _HELD) // 1024
+    if held + kb > MAX_HELD_KB:
+        return JsonResponse({"error": f"this process already holds {held} KiB (at most {MAX_HELD_KB})"}, status=507)
+    # Filled, not zeroed: the pages are touched, so they count in the RSS.
+    _HELD.append(b"\x01" * (kb * 1024))
+    return JsonResponse({"kb": kb, "held_kb": held + kb, **_identity(request)})
 
 
 @require_GET

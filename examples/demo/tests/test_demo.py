@@ -5,6 +5,7 @@ Django's test database is sqlite and the channel layer in memory.
 """
 
 import json
+from unittest import mock
 
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
@@ -44,6 +45,19 @@ class LoadViewTests(SimpleTestCase):
         response = self.client.get("/slow", {"ms": "5"})
         self.assertEqual(response.status_code, 200)
         self.assertEqual(response.json()["ms"], 5)
+
+    def test_hold_keeps_the_memory_for_the_process(self):
+        views._HELD.clear()
+        self.addCleanup(views._HELD.clear)
+        first = self.client.get("/hold", {"kb": "64"})
+        self.assertEqual(first.status_code, 200)
+        self.assertEqual(self.client.get("/hold", {"kb": "64"}).json()["held_kb"], 128)
+        self.assertEqual(sum(len(b) for b in views._HELD), 128 * 1024)
+        for value in ("-1", str(views.MAX_HOLD_KB + 1), "abc"):
+            with self.subTest(kb=value):
+                self.assertEqual(self.client.get("/hold", {"kb": value}).status_code, 400)
+        with mock.patch.object(views, "MAX_HELD_KB", 128):
+            self.assertEqual(self.client.get("/hold", {"kb": "1"}).status_code, 507)
 
     def test_bounds_are_enforced(self):
         for path in ("/cpu", "/slow"):
