@@ -58,13 +58,9 @@ declare -A DESCRIBE=(
   [d]="two default instances (2 x 4 processes x 2 threads), nginx upstream least_conn"
   [e]="two default instances (2 x 4 processes x 2 threads), uWSGI fastrouter (wrr)")
 
-bash "$WEBSTACK_ROOT/tools/venv.sh"
-use_venv
 # Fewer round trips per task over the docker connection (same result).
 export ANSIBLE_PIPELINING=True
-link_collection
-bash "$WEBSTACK_ROOT/tools/docker.sh"
-bash "$WEBSTACK_ROOT/tests/images/build.sh" "$WEBSTACK_DISTRO"
+prepare_machine "$WEBSTACK_DISTRO"
 
 seen=" "
 for config in $BENCH_CONFIGS; do

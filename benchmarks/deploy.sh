@@ -59,11 +59,7 @@ machine_note() {
 
 # Pipelining as most production setups run Ansible (rollout.yml's duration is reported).
 export ANSIBLE_PIPELINING=True
-bash "$WEBSTACK_ROOT/tools/venv.sh"
-use_venv
-link_collection
-bash "$WEBSTACK_ROOT/tools/docker.sh"
-bash "$WEBSTACK_ROOT/tests/images/build.sh" "$WEBSTACK_DISTRO"
+prepare_machine "$WEBSTACK_DISTRO"
 trap cleanup EXIT
 rm -rf "$WORK"
 mkdir -p "$RESULTS" "$WORK"

@@ -57,11 +57,7 @@ done
 [[ "$BENCH_PIPELINING" =~ ^[01]$ ]] || die "BENCH_PIPELINING must be 0 or 1"
 
 bench_started=$EPOCHREALTIME
-bash "$WEBSTACK_ROOT/tools/venv.sh"
-use_venv
-link_collection
-bash "$WEBSTACK_ROOT/tools/docker.sh"
-bash "$WEBSTACK_ROOT/tests/images/build.sh" "$WEBSTACK_DISTRO"
+prepare_machine "$WEBSTACK_DISTRO"
 
 mkdir -p "$WORK"
 # One run at a time in this tree: the containers and ports are fixed.

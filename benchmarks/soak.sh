@@ -104,11 +104,7 @@ cleanup() {
 }
 
 export ANSIBLE_PIPELINING=True
-bash "$WEBSTACK_ROOT/tools/venv.sh"
-use_venv
-link_collection
-bash "$WEBSTACK_ROOT/tools/docker.sh"
-bash "$WEBSTACK_ROOT/tests/images/build.sh" "$WEBSTACK_DISTRO"
+prepare_machine "$WEBSTACK_DISTRO"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 rm -rf "$WORK"

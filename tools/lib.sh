@@ -35,3 +35,13 @@ link_collection() {
   export ANSIBLE_COLLECTIONS_PATH="$WEBSTACK_COLLECTIONS_PATH"
   mkdir -p "$WEBSTACK_CACHE/pip"
 }
+
+# What a benchmark needs on this machine, in order: the project venv first on
+# PATH, the collection link, a Docker engine and the test image of release $1.
+prepare_machine() {
+  bash "$WEBSTACK_ROOT/tools/venv.sh"
+  use_venv
+  link_collection
+  bash "$WEBSTACK_ROOT/tools/docker.sh"
+  bash "$WEBSTACK_ROOT/tests/images/build.sh" "$1"
+}

@@ -23,16 +23,7 @@ import threading
 import time
 import urllib.parse
 
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
-
-def percentile(values, pct):
-    """Nearest-rank percentile (None when empty)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, int(round(pct / 100.0 * len(ordered) + 0.5 - 1e-9)))
-    return ordered[min(rank, len(ordered)) - 1]
+from loadgen import LOOPBACK, percentile  # the same folder: the load generator's definitions
 
 
 class _State:

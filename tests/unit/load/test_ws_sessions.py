@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "load"))
 
 import ws_sessions  # noqa: E402
 
-websockets_server = pytest.importorskip("websockets.asyncio.server")
+from websockets.asyncio import server as websockets_server  # noqa: E402  (pinned in requirements.txt)
 
 
 class CuttingEcho:

@@ -16,71 +16,27 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 
 import pytest
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
 SCRIPT = os.path.join(REPO, "roles", "metrics", "files", "webstack_metrics.py")
 CLIENT = os.path.join(REPO, "plugins", "module_utils", "uwsgi_stats.py")
-FIXTURES = os.path.join(REPO, "tests", "unit", "plugins", "module_utils", "fixtures")
-
-
-def fixture(name):
-    with open(os.path.join(FIXTURES, name + ".json"), encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-class FakeStats:
-    """A unix socket that writes the current document to each connection, like uWSGI's stats server."""
-
-    def __init__(self, path, doc):
-        self.doc = doc
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.path = path
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _addr = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.sendall(json.dumps(self.doc).encode())
-
-    def close(self):
-        self._stop.set()
-        self.thread.join(2)
-        self.sock.close()
-
-
 @pytest.fixture
-def tree():
-    """The script and the stats client side by side (as the role installs them), the output and state dirs."""
+def tree(stats_server):
+    """The script and the stats client side by side (as the role installs them), the output and state dirs;
+    serve(name, doc) starts a stats server on a unix socket (its document is its ``reply``)."""
     root = tempfile.mkdtemp(prefix="wm-")
     lib = os.path.join(root, "lib")
     os.makedirs(lib)
     shutil.copy(SCRIPT, lib)
     shutil.copy(CLIENT, lib)
     os.makedirs(os.path.join(root, "textfile"))
-    servers = []
 
-    def serve(name, doc):
-        server = FakeStats(os.path.join(root, name + ".sock"), doc)
-        servers.append(server)
-        return server
+    def serve(_name, doc):
+        return stats_server("unix", doc)
 
     yield {"root": root, "lib": lib, "serve": serve}
-    for server in servers:
-        server.close()
     shutil.rmtree(root)
 
 
@@ -170,10 +126,10 @@ def closed_port():
     return "127.0.0.1:%d" % port
 
 
-def test_first_run_reports_every_instance_as_its_stats_server_says(tree):
-    doc = fixture("basic")
+def test_first_run_reports_every_instance_as_its_stats_server_says(tree, fixture_doc):
+    doc = fixture_doc("basic")
     server = tree["serve"]("web1", doc)
-    path, cfg = config(tree, [("web1", server.path)])
+    path, cfg = config(tree, [("web1", server.address)])
     result = run(path)
     assert result.returncode == 0, result.stderr
     samples = parse(read_output(cfg))
@@ -199,21 +155,21 @@ def test_first_run_reports_every_instance_as_its_stats_server_says(tree):
     assert value(samples, "webstack_metrics_last_run_timestamp_seconds") > 0
 
 
-def test_second_run_reports_the_balance_of_the_window(tree):
-    doc = fixture("basic")
+def test_second_run_reports_the_balance_of_the_window(tree, fixture_doc):
+    doc = fixture_doc("basic")
     web1 = tree["serve"]("web1", doc)
     other = copy.deepcopy(doc)
     other["pid"] = doc["pid"] + 1000
     web2 = tree["serve"]("web2", other)
-    path, cfg = config(tree, [("web1", web1.path), ("web2", web2.path)])
+    path, cfg = config(tree, [("web1", web1.address), ("web2", web2.address)])
     assert run(path).returncode == 0
     # web1: worker 1 served 30 more requests, worker 2 10, the others none.
-    web1.doc = copy.deepcopy(doc)
-    web1.doc["workers"][0]["requests"] += 30
-    web1.doc["workers"][1]["requests"] += 10
+    web1.reply = copy.deepcopy(doc)
+    web1.reply["workers"][0]["requests"] += 30
+    web1.reply["workers"][1]["requests"] += 10
     # web2: even.
-    web2.doc = copy.deepcopy(other)
-    for w in web2.doc["workers"]:
+    web2.reply = copy.deepcopy(other)
+    for w in web2.reply["workers"]:
         w["requests"] += 5
     result = run(path)
     assert result.returncode == 0, result.stderr
@@ -228,26 +184,26 @@ def test_second_run_reports_the_balance_of_the_window(tree):
     assert pooled == pytest.approx((30 / total) / (1 / (2 * n1)), abs=1e-3)
 
 
-def test_window_without_requests_is_nan_and_a_restart_starts_a_new_window(tree):
-    doc = fixture("basic")
+def test_window_without_requests_is_nan_and_a_restart_starts_a_new_window(tree, fixture_doc):
+    doc = fixture_doc("basic")
     web1 = tree["serve"]("web1", doc)
-    path, cfg = config(tree, [("web1", web1.path)])
+    path, cfg = config(tree, [("web1", web1.address)])
     assert run(path).returncode == 0
     assert run(path).returncode == 0
     samples = parse(read_output(cfg))
     assert math.isnan(value(samples, "webstack_uwsgi_balance_ratio", app="notes", instance="web1"))
     # Another master pid: the previous document is not a window's start.
-    web1.doc = copy.deepcopy(doc)
-    web1.doc["pid"] += 1
+    web1.reply = copy.deepcopy(doc)
+    web1.reply["pid"] += 1
     assert run(path).returncode == 0
     samples = parse(read_output(cfg))
     assert ("webstack_uwsgi_balance_ratio", frozenset({"app": "notes", "instance": "web1"}.items())) not in samples
 
 
-def test_an_instance_that_does_not_answer_is_down_and_the_others_still_reported(tree):
-    web1 = tree["serve"]("web1", fixture("basic"))
+def test_an_instance_that_does_not_answer_is_down_and_the_others_still_reported(tree, fixture_doc):
+    web1 = tree["serve"]("web1", fixture_doc("basic"))
     missing = os.path.join(tree["root"], "gone.sock")
-    path, cfg = config(tree, [("web1", web1.path), ("web2", missing)])
+    path, cfg = config(tree, [("web1", web1.address), ("web2", missing)])
     result = run(path)
     assert result.returncode == 0
     assert "instance web2" in result.stderr and "does not exist" in result.stderr
@@ -282,9 +238,9 @@ def test_daphne_and_nginx_are_up_while_they_accept_connections(tree):
         nginx.close()
 
 
-def test_output_is_replaced_whole_and_no_temporary_file_is_left(tree):
-    web1 = tree["serve"]("web1", fixture("basic"))
-    path, cfg = config(tree, [("web1", web1.path)])
+def test_output_is_replaced_whole_and_no_temporary_file_is_left(tree, fixture_doc):
+    web1 = tree["serve"]("web1", fixture_doc("basic"))
+    path, cfg = config(tree, [("web1", web1.address)])
     with open(cfg["output"], "w", encoding="utf-8") as handle:
         handle.write("old\n")
     before = os.stat(cfg["output"]).st_ino
