@@ -22,6 +22,8 @@ import pytest
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
 SCRIPT = os.path.join(REPO, "roles", "metrics", "files", "webstack_metrics.py")
 CLIENT = os.path.join(REPO, "plugins", "module_utils", "uwsgi_stats.py")
+
+
 @pytest.fixture
 def tree(stats_server):
     """The script and the stats client side by side (as the role installs them), the output and state dirs;
