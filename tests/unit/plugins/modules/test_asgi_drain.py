@@ -259,3 +259,148 @@ def test_outside_daphne_the_app_is_unchanged(monkeypatch):
     monkeypatch.delitem(module.sys.modules, 'twisted.internet.reactor', raising=False)
     app = EchoApp()
     assert module.drained(app, 2) is app
+
+
+def test_refuse_keeps_the_sessions_and_accept_listens_again():
+    module = entry()
+    calls = []
+    drain = module.Drain(0.2, close_listeners=lambda: calls.append('drain closed'), stop=lambda: calls.append('stop'),
+                         listeners=(lambda: calls.append('closed'), lambda: calls.append('reopened')))
+    app = EchoApp()
+    client = Client()
+
+    async def scenario():
+        task = await connect(drain.wrap(app), client)
+        assert drain.refuse() and not drain.refuse()
+        # The open session goes on: it still echoes.
+        client.queue.put_nowait({'type': 'websocket.receive', 'text': 'after refuse'})
+        for dummy in range(100):
+            if {'type': 'websocket.send', 'text': 'after refuse'} in client.sent:
+                break
+            await asyncio.sleep(0.01)
+        assert drain.accept() and not drain.accept()
+        client.queue.put_nowait({'type': 'websocket.disconnect', 'code': 1000})
+        await task
+
+    run(scenario())
+    assert calls == ['closed', 'reopened']
+    assert {'type': 'websocket.send', 'text': 'after refuse'} in client.sent
+    assert {'type': 'websocket.close', 'code': 1012} not in client.sent and app.disconnects == [1000]
+
+
+def test_drain_after_refuse_keeps_the_sockets_closed_and_accept_is_ignored():
+    module = entry()
+    calls = []
+    drain = module.Drain(0, close_listeners=lambda: calls.append('drain closed'), stop=lambda: calls.append('stop'),
+                         listeners=(lambda: calls.append('closed'), lambda: calls.append('reopened')))
+    app = EchoApp()
+    client = Client()
+
+    async def scenario():
+        task = await connect(drain.wrap(app), client)
+        drain.refuse()
+        finished = drain.begin()
+        assert not drain.accept() and not drain.refuse()
+        await finished
+        await task
+
+    run(scenario())
+    # Closed once (by refuse), never reopened, then the drain's 1012 and stop.
+    assert calls == ['closed', 'stop']
+    assert client.sent[-1] == {'type': 'websocket.close', 'code': 1012} and app.disconnects == [1012]
+
+
+def test_keep_listening_mode_still_refuses_on_request():
+    module = entry()
+    calls = []
+    drain = module.Drain(0, close_listeners=None, stop=lambda: calls.append('stop'),
+                         listeners=(lambda: calls.append('closed'), lambda: calls.append('reopened')))
+
+    async def scenario():
+        assert drain.refuse()
+        await drain.begin()
+
+    run(scenario())
+    assert calls == ['closed', 'stop']
+
+
+def test_signals_drive_drain_refuse_and_accept(monkeypatch):
+    module = entry()
+    calls, handlers = [], {}
+    hooks = (lambda: calls.append('closed'), lambda: calls.append('reopened'), lambda: calls.append('stop'),
+             lambda signum, handler: handlers.__setitem__(signum, handler))
+    monkeypatch.setattr(module, '_twisted_hooks', lambda: hooks)
+    app = EchoApp()
+    wrapped = module.drained(app, 0, listen='close', close_wait=0)
+    assert wrapped is not app
+    assert set(handlers) == {module.signal.SIGTERM, module.signal.SIGUSR1, module.signal.SIGUSR2}
+
+    async def scenario():
+        handlers[module.signal.SIGUSR1](module.signal.SIGUSR1, None)
+        await asyncio.sleep(0.05)
+        handlers[module.signal.SIGUSR2](module.signal.SIGUSR2, None)
+        await asyncio.sleep(0.05)
+        handlers[module.signal.SIGUSR1](module.signal.SIGUSR1, None)
+        await asyncio.sleep(0.05)
+        handlers[module.signal.SIGTERM](module.signal.SIGTERM, None)
+        for dummy in range(100):
+            if 'stop' in calls:
+                break
+            await asyncio.sleep(0.01)
+
+    run(scenario())
+    # The drain after a refuse does not close the sockets a second time.
+    assert calls == ['closed', 'reopened', 'closed', 'stop']
+
+
+class FakeDeferred(object):
+    def __init__(self):
+        self.callbacks = []
+
+    def addCallback(self, fn, *args):  # noqa: N802 - Twisted's name
+        self.callbacks.append(('ok', fn, args))
+
+    def addErrback(self, fn, *args):  # noqa: N802 - Twisted's name
+        self.callbacks.append(('err', fn, args))
+
+    def fire(self):
+        for kind, fn, args in self.callbacks:
+            if kind == 'ok':
+                fn(None, *args)
+
+
+class FakePort(object):
+    listening = True
+
+    def __init__(self):
+        self.deferred = None
+
+    def stopListening(self):  # noqa: N802 - Twisted's name
+        self.listening = False
+        self.deferred = FakeDeferred()
+        return self.deferred
+
+    def startListening(self):  # noqa: N802 - Twisted's name
+        self.listening = True
+
+
+def test_twisted_hooks_close_and_reopen_the_listening_ports(monkeypatch):
+    module = entry()
+    port, connection = FakePort(), object()
+    reactor = types.SimpleNamespace(getReaders=lambda: [r for r in (port, connection) if r is not port or port.listening],
+                                    running=True, callWhenRunning=lambda *args: None)
+    interfaces = types.SimpleNamespace(IListeningPort=types.SimpleNamespace(providedBy=lambda r: r is port))
+    internet = types.ModuleType('twisted.internet')
+    internet.reactor = reactor
+    monkeypatch.setitem(module.sys.modules, 'twisted', types.ModuleType('twisted'))
+    monkeypatch.setitem(module.sys.modules, 'twisted.internet', internet)
+    monkeypatch.setitem(module.sys.modules, 'twisted.internet.reactor', reactor)
+    monkeypatch.setitem(module.sys.modules, 'twisted.internet.interfaces', interfaces)
+    close, reopen, dummy_stop, dummy_install = module._twisted_hooks()
+    close()
+    assert not port.listening
+    reopen()
+    # Listening again only once the old socket is closed (the deferred fired).
+    assert not port.listening
+    port.deferred.fire()
+    assert port.listening
