@@ -19,7 +19,7 @@ description:
     through C(hostvars). A variable that is unset takes the value of the owning role's C(defaults/main.yml), so a
     default is written in one place.
   - Variables read are C(uwsgi_instances), C(uwsgi_instance_defaults), C(uwsgi_run_dir), C(uwsgi_log_dir),
-    C(uwsgi_conf_dir), C(daphne_processes), C(daphne_bind), C(daphne_host), C(daphne_port_base), C(supervisor_conf_dir),
+    C(uwsgi_conf_dir), C(daphne_processes), C(daphne_spare), C(daphne_bind), C(daphne_host), C(daphne_port_base), C(supervisor_conf_dir),
     C(django_app_name), C(django_app_root), C(django_app_user), C(django_app_envexec), C(django_app_settings_module),
     C(django_app_wsgi_module), C(django_app_asgi_application), C(django_app_allowed_hosts),
     C(django_app_source_exclude), C(nginx_front_backend) and C(ansible_host).
@@ -84,7 +84,8 @@ _raw:
     daphne:
       description:
         - The daphne processes, with C(index), C(name) (C(daphne<i>)), C(program) (C(daphne:daphne<i>)), C(bind),
-          C(socket) (unix) or C(host) and C(port) (tcp), and C(address) (C(unix:<path>) or C(host:port)).
+          C(socket) (unix) or C(host) and C(port) (tcp), C(address) (C(unix:<path>) or C(host:port)), and C(spare)
+          (true for the extra slot of C(daphne_spare), which supervisord does not start).
       type: list
       elements: dict
 """

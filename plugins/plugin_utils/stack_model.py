@@ -29,7 +29,7 @@ DAPHNE_GROUP = "daphne"
 # The role variables the model reads, with the role whose defaults hold them.
 MODEL_VARIABLES = {
     "uwsgi": ("uwsgi_instances", "uwsgi_instance_defaults", "uwsgi_run_dir", "uwsgi_log_dir", "uwsgi_conf_dir"),
-    "daphne": ("daphne_processes", "daphne_bind", "daphne_host", "daphne_port_base"),
+    "daphne": ("daphne_processes", "daphne_spare", "daphne_bind", "daphne_host", "daphne_port_base"),
     "supervisor": ("supervisor_conf_dir",),
     "nginx_front": ("nginx_front_backend",),
     "django_app": ("django_app_name", "django_app_settings_module", "django_app_wsgi_module",
@@ -67,6 +67,18 @@ def role_defaults(roles_dir=None):
                 out[name] = data[name]
         _defaults_cache[roles_dir] = out
     return dict(_defaults_cache[roles_dir])
+
+
+def _bool(value, name):
+    """A boolean input (true/false, or their usual strings from the command line)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise StackModelError(f"{name} must be a boolean, got {value!r}")
 
 
 def _int(value, name):
@@ -137,8 +149,15 @@ def asgi_application(variables, values):
 
 
 def daphne_processes(values, asgi=True):
-    """The daphne processes of the host: supervisor program, socket or TCP address of each (none without asgi)."""
+    """The daphne slots of the host: supervisor program, socket or TCP address of each (none without asgi).
+
+    daphne_processes slots run; with daphne_spare one more (the last, marked
+    spare) is a stopped slot supervisord does not start (autostart false):
+    the rollout starts it on the new release before it takes an old process
+    out, and the front lists every slot (a stopped one refuses the connect).
+    """
     count = _int(values["daphne_processes"], "daphne_processes")
+    spare = _bool(values.get("daphne_spare", False), "daphne_spare")
     if not asgi:
         return []
     bind = values["daphne_bind"]
@@ -146,9 +165,10 @@ def daphne_processes(values, asgi=True):
         raise StackModelError(f"daphne_bind must be unix or tcp, got {bind!r}")
     port_base = _int(values["daphne_port_base"], "daphne_port_base")
     out = []
-    for index in range(count):
+    for index in range(count + (1 if spare else 0)):
         name = f"daphne{index}"
-        entry = {"index": index, "name": name, "program": f"{DAPHNE_GROUP}:{name}", "bind": bind}
+        entry = {"index": index, "name": name, "program": f"{DAPHNE_GROUP}:{name}", "bind": bind,
+                 "spare": index >= count}
         if bind == "unix":
             path = f"{DAPHNE_RUN_DIR}/{name}.sock"
             entry.update({"socket": path, "host": "", "port": 0, "address": f"unix:{path}"})

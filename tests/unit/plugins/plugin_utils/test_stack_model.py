@@ -62,8 +62,11 @@ def test_default_layout():
     assert web1['thunder_lock'] is True
     assert model['current'] == '/srv/demo/current'
     assert model['supervisorctl'] == ['supervisorctl', '-c', '/etc/supervisor/supervisord.conf']
-    assert [d['program'] for d in model['daphne']] == ['daphne:daphne0', 'daphne:daphne1']
+    # Two processes and the spare slot (supervisord does not start it).
+    assert [d['program'] for d in model['daphne']] == ['daphne:daphne0', 'daphne:daphne1', 'daphne:daphne2']
+    assert [d['spare'] for d in model['daphne']] == [False, False, True]
     assert model['daphne'][0]['address'] == 'unix:/run/daphne/daphne0.sock'
+    assert model['daphne'][2]['address'] == 'unix:/run/daphne/daphne2.sock'
 
 
 def test_non_default_layout_three_instances_tcp_other_run_dir():
@@ -78,8 +81,8 @@ def test_non_default_layout_three_instances_tcp_other_run_dir():
             {'name': 'gamma'},
         ],
         'uwsgi_instance_defaults': {'processes': 2, 'threads': 1},
-        'daphne_processes': 3, 'daphne_bind': 'tcp', 'daphne_host': '127.0.0.1', 'daphne_port_base': 9201,
-        'django_app_name': 'shop', 'django_app_root': '/opt/shop/', 'django_app_asgi_application': 'shop.asgi:app',
+        'daphne_processes': 3, 'daphne_spare': False, 'daphne_bind': 'tcp', 'daphne_host': '127.0.0.1',
+        'daphne_port_base': 9201, 'django_app_name': 'shop', 'django_app_root': '/opt/shop/', 'django_app_asgi_application': 'shop.asgi:app',
     }
     model = build(variables, host='shop1')
     alpha, beta, gamma = model['instances']
@@ -108,7 +111,7 @@ def test_no_asgi_application_no_daphne(variables):
 
 def test_daphne_asgi_application_wins_over_the_apps():
     model = build({'django_app_asgi_application': '', 'daphne_asgi_application': 'other.asgi:app'})
-    assert model['app']['asgi_application'] == 'other.asgi:app' and len(model['daphne']) == 2
+    assert model['app']['asgi_application'] == 'other.asgi:app' and len(model['daphne']) == 3
     model = build({'django_app_asgi_application': 'demo.asgi:application'})
     assert model['app']['asgi_application'] == 'demo.asgi:application'
 
@@ -123,6 +126,7 @@ def test_unset_value_none_takes_the_default():
     ({'uwsgi_instances': [{'name': 'a', 'processes': 'many'}]}, r'uwsgi_instances\[0\]\.processes must be an integer'),
     ({'uwsgi_instance_defaults': []}, 'uwsgi_instance_defaults must be a dict'),
     ({'daphne_processes': 'two'}, 'daphne_processes must be an integer'),
+    ({'daphne_spare': 'maybe', 'django_app_asgi_application': 'demo.asgi:application'}, 'daphne_spare must be a boolean'),
     ({'daphne_bind': 'udp', 'django_app_asgi_application': 'demo.asgi:application'}, 'daphne_bind must be unix or tcp'),
 ])
 def test_bad_input_names_the_variable(variables, message):
@@ -151,3 +155,13 @@ def test_front_servers_reachability():
     assert daphne[('app3', 'daphne0')]['address'] == '10.1.2.4:8001'
     shared = front_servers([other_tcp], 'front', share_loopback=True)
     assert all(s['error'] == '' for s in shared['uwsgi'])
+
+
+@pytest.mark.parametrize('spare, count', [(True, 3), ('yes', 3), (False, 2), ('false', 2)])
+def test_spare_slot_is_the_next_port_and_listed_by_the_front(spare, count):
+    model = build(dict(ASGI, daphne_processes=2, daphne_spare=spare, daphne_bind='tcp', daphne_host='10.0.0.7',
+                       daphne_port_base=8101), host='app1')
+    assert [(d['name'], d['port'], d['spare']) for d in model['daphne']] == [
+        ('daphne%d' % i, 8101 + i, i == 2) for i in range(count)]
+    assert [s['address'] for s in front_servers([model], 'front')['daphne']] == [
+        '10.0.0.7:%d' % (8101 + i) for i in range(count)]

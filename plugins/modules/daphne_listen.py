@@ -1,0 +1,195 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) webstack.django_uwsgi maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: daphne_listen
+short_description: Tell the daphne processes of a host to stop or start accepting new connections, or list them
+version_added: 0.1.0
+description:
+  - Lists the processes of a supervisor group of daphne processes (C(supervisorctl status <group>:*)) with their
+    state, pid and the release directory each runs (its working directory, C(/proc/<pid>/cwd), which supervisord
+    set from the C(current) symlink when it started the process).
+  - With O(state=refusing), sends C(SIGUSR1) to every running process whose release directory is not
+    O(keep_release). The collection's ASGI entry point then closes its listening socket and keeps its open
+    sessions (a front such as nginx passes new handshakes to the other processes).
+  - With O(state=accepting), sends C(SIGUSR2) to every running process (the entry point listens again; a process
+    that was accepting is unchanged).
+  - A rollout uses it on every app host so that a websocket session cut by a drain can only reconnect to a
+    process on the new release.
+author:
+  - webstack.django_uwsgi maintainers (@webstack)
+attributes:
+  check_mode:
+    description: In check mode the processes are listed and the signals that would be sent reported, none is sent.
+    support: full
+  diff_mode:
+    description: No file changes; nothing to diff.
+    support: none
+options:
+  state:
+    description:
+      - C(query) lists the processes and changes nothing.
+      - C(refusing) sends C(SIGUSR1) (stop accepting) to the running processes not on O(keep_release).
+      - C(accepting) sends C(SIGUSR2) (accept again) to every running process.
+    type: str
+    choices: [query, refusing, accepting]
+    default: query
+  group:
+    description:
+      - The supervisor group of the daphne processes.
+    type: str
+    default: daphne
+  supervisorctl:
+    description:
+      - The supervisorctl command line (argv) that talks to the supervisord running the processes.
+    type: list
+    elements: str
+    default: [supervisorctl, -c, /etc/supervisor/supervisord.conf]
+  keep_release:
+    description:
+      - A release directory; processes running it are left alone by O(state=refusing) and reported with
+        RV(processes[].on_release) true.
+      - Required with O(state=refusing).
+    type: path
+notes:
+  - Only the collection's ASGI entry point (daphne role) handles C(SIGUSR1) and C(SIGUSR2) this way; run the
+    module only against such processes.
+  - Needs root (C(become=true)) to read another user's C(/proc/<pid>/cwd) and signal its processes.
+"""
+
+EXAMPLES = r"""
+- name: Stop every daphne process not on release v2 from accepting new sessions
+  webstack.django_uwsgi.daphne_listen:
+    state: refusing
+    keep_release: /srv/demo/releases/v2
+
+- name: Let every daphne process accept again
+  webstack.django_uwsgi.daphne_listen:
+    state: accepting
+
+- name: Which daphne slots run, on which release
+  webstack.django_uwsgi.daphne_listen:
+    keep_release: /srv/demo/releases/v2
+  register: daphne_slots
+"""
+
+RETURN = r"""
+processes:
+  description: Every process of the group, in supervisor's order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    program:
+      description: The supervisor name, C(<group>:<name>).
+      type: str
+      sample: daphne:daphne0
+    state:
+      description: Supervisor's state (C(RUNNING), C(STOPPED), C(STARTING), ...).
+      type: str
+      sample: RUNNING
+    pid:
+      description: The process id, 0 when it does not run.
+      type: int
+    release_dir:
+      description: The release directory the process runs, empty when it does not run or cannot be read.
+      type: str
+      sample: /srv/demo/releases/v1
+    on_release:
+      description: Whether the process runs O(keep_release).
+      type: bool
+signalled:
+  description: The programs signalled (in check mode, that would have been).
+  returned: always
+  type: list
+  elements: str
+  sample: [daphne:daphne0, daphne:daphne1]
+"""
+
+import os
+import re
+import signal
+
+from ansible.module_utils.basic import AnsibleModule
+
+_LINE = re.compile(r"^(?P<program>\S+)\s+(?P<state>[A-Z]+)(?:\s+pid (?P<pid>\d+),)?")
+SIGNALS = {"refusing": signal.SIGUSR1, "accepting": signal.SIGUSR2}
+
+
+def parse_status(text, group):
+    """[{program, state, pid}] of the group's lines of `supervisorctl status`."""
+    out = []
+    for line in text.splitlines():
+        match = _LINE.match(line.strip())
+        if match and match.group("program").startswith(group + ":"):
+            out.append({"program": match.group("program"), "state": match.group("state"),
+                        "pid": int(match.group("pid") or 0)})
+    return out
+
+
+def release_dir(pid, proc="/proc"):
+    """The working directory of pid (its release directory), empty when it cannot be read."""
+    if not pid:
+        return ""
+    try:
+        return os.path.realpath(os.readlink(os.path.join(proc, str(pid), "cwd")))
+    except OSError:
+        return ""
+
+
+def to_signal(processes, state, keep_release):
+    """The running processes that get the signal of state."""
+    running = [p for p in processes if p["state"] == "RUNNING" and p["pid"]]
+    if state == "refusing":
+        return [p for p in running if not p["on_release"]]
+    if state == "accepting":
+        return running
+    return []
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type="str", choices=["query", "refusing", "accepting"], default="query"),
+            group=dict(type="str", default="daphne"),
+            supervisorctl=dict(type="list", elements="str",
+                               default=["supervisorctl", "-c", "/etc/supervisor/supervisord.conf"]),
+            keep_release=dict(type="path"),
+        ),
+        required_if=[("state", "refusing", ["keep_release"])],
+        supports_check_mode=True,
+    )
+    p = module.params
+    argv = list(p["supervisorctl"]) + ["status", p["group"] + ":*"]
+    rc, out, err = module.run_command(argv)
+    processes = parse_status(out, p["group"])
+    # supervisorctl status exits 3 when a process does not run (a stopped slot).
+    if rc not in (0, 3) or not processes:
+        module.fail_json(msg=f"supervisorctl status {p['group']}:* (rc {rc}) listed no process of group "
+                             f"{p['group']!r}: {(out + ' ' + err).strip()[:300]}", rc=rc)
+    keep = os.path.realpath(p["keep_release"]) if p["keep_release"] else ""
+    for proc in processes:
+        proc["release_dir"] = release_dir(proc["pid"]) if proc["state"] == "RUNNING" else ""
+        proc["on_release"] = bool(keep) and proc["release_dir"] == keep
+    targets = to_signal(processes, p["state"], keep)
+    if not module.check_mode:
+        for proc in targets:
+            try:
+                os.kill(proc["pid"], SIGNALS[p["state"]])
+            except ProcessLookupError:
+                # Gone since the status: nothing left to tell.
+                continue
+            except OSError as exc:
+                module.fail_json(msg=f"signalling {proc['program']} (pid {proc['pid']}) failed: {exc}",
+                                 processes=processes)
+    module.exit_json(changed=bool(targets), processes=processes, signalled=[t["program"] for t in targets])
+
+
+if __name__ == "__main__":
+    main()
