@@ -14,6 +14,8 @@ LEGACY_BIN = "/home/legacy/project/bin"
 REPORT = "/var/log/webstack-supervisor-repair.log"
 SOCKET = "/run/supervisor/supervisor.sock"
 PROGRAMS = {"uwsgi-web1", "uwsgi-web2", "daphne:daphne0"}
+# The stopped spare slot of daphne_spare (the rollout starts it).
+SPARE = "daphne:daphne1"
 # Where the stack listens (and where prepare.yml started the legacy processes).
 STACK_ADDRESSES = ("127.0.0.1:18201", "127.0.0.1:18210", "/run/uwsgi/web2/uwsgi.sock",
                    "/run/uwsgi/web1/stats.sock", "/run/uwsgi/web2/stats.sock")

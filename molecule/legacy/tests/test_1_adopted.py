@@ -7,7 +7,7 @@ the legacy uWSGI or daphne) answers."""
 import collections
 import json
 
-from helpers import (LEGACY_BIN, NGINX, PROGRAMS, REPORT, RUN_HEADER, SOCKET, STACK_ADDRESSES, alive, get,
+from helpers import (LEGACY_BIN, NGINX, PROGRAMS, REPORT, RUN_HEADER, SOCKET, SPARE, STACK_ADDRESSES, alive, get,
                      listeners, main_pid, prepared, statuses, supervised, supervisord_processes)
 
 
@@ -78,7 +78,7 @@ def test_the_report_is_kept_on_the_host_once(host):
 
 def test_supervisorctl_works_after_the_tmp_cleaner(host):
     before = statuses(host, "supervisorctl status")
-    assert before == {p: "RUNNING" for p in PROGRAMS}, before
+    assert before == dict({p: "RUNNING" for p in PROGRAMS}, **{SPARE: "STOPPED"}), before
     # The tmp cleaner of the faults scenario: everything under /tmp deleted, then systemd's own.
     host.run_expect([0], "find /tmp -mindepth 1 -delete; systemd-tmpfiles --clean")
     assert host.check_output("find /tmp -mindepth 1") == ""

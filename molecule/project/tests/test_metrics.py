@@ -105,7 +105,9 @@ def test_the_script_follows_the_stack_model():
     config = json.loads(docker(HOST, "cat", "/etc/webstack-metrics/config.json"))
     assert [(i["name"], i["stats"]) for i in config["instances"]] == [
         (name, f"/run/uwsgi/{name}/stats.sock") for name in sorted(INSTANCES)]
-    assert [(d["name"], d["address"]) for d in config["daphne"]] == [("daphne0", DAPHNE)]
+    # daphne0 and the stopped spare slot (daphne_spare) on the next port: each slot's up or down is reported.
+    spare = f"{DAPHNE.rsplit(':', 1)[0]}:{int(DAPHNE.rsplit(':', 1)[1]) + 1}"
+    assert [(d["name"], d["address"]) for d in config["daphne"]] == [("daphne0", DAPHNE), ("daphne1", spare)]
     assert config["nginx"] == [{"address": "127.0.0.1:18680"}]
     assert config["output"] == "/var/lib/prometheus/node-exporter/webstack.prom"
     timer = docker(HOST, "systemctl", "is-active", "webstack-metrics.timer").strip()

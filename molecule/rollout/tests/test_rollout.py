@@ -22,12 +22,14 @@
    until whole are reported; the app recovers within a bound without any
    of its processes restarted.
    50 long-lived websocket echo sessions (a message every 0.5 s each) held
-   through the v2 rollout: every daphne process drains (new handshakes go to
-   the others, open sessions closed with 1012): every cut with a close frame,
-   reconnected within 1 s, no message lost. How many times each session was
-   cut is recorded, not bounded: the processes restart in place, so the
-   sessions of the first one can only reconnect to processes still to restart
-   (at most one cut per session needs spare processes; not built yet).
+   through the v2 rollout. Each app host has a stopped spare daphne slot
+   (daphne_spare): the rollout starts it on v2, tells every daphne process
+   still on v1 (of both hosts) to stop accepting, stops one v1 process and
+   restarts the others in place, so a session a drain cuts can only
+   reconnect to a process on v2: at most one cut per session, every cut with
+   a close frame (1012 or 1001), reconnected within 1 s, no message lost.
+   Afterwards each host runs as many daphne processes as before and one slot
+   is stopped, and supervisorctl update starts none.
 2. Release v3, which fails at import: the playbook fails on the first host
    naming the import error (its preflight import refuses it before the
    flip), that host is still on v2 with every worker accepting, the second
@@ -86,6 +88,8 @@ PROCESSES = {"rollout-app1": {"web1": 4, "web2": 4}, "rollout-app2": {"web1": 3,
 RUN_DIRS = {"rollout-app1": "/run/uwsgi", "rollout-app2": "/run/uwsgi-alt"}
 DAPHNE = {"rollout-app1": [f"{ADDRESS}:18531", f"{ADDRESS}:18532"],
           "rollout-app2": [f"{ADDRESS}:18541", f"{ADDRESS}:18542", f"{ADDRESS}:18543"]}
+# The spare slot of each host (daphne_spare, stopped until a rollout starts it).
+DAPHNE_SPARE = {"rollout-app1": f"{ADDRESS}:18533", "rollout-app2": f"{ADDRESS}:18544"}
 DISTRO = os.environ.get("WEBSTACK_DISTRO", "bookworm")
 BUILD = os.path.join(PROJECT, "build")
 FIGURES = {}
@@ -147,17 +151,24 @@ def assert_check_run(run, expected):
     """A --check run: exit 0, per app host the plan of the switch ({host: (from, to)})
     naming that host's own instances and daphne processes, and no switch task ran."""
     assert run.returncode == 0, run.text[-4000:]
+    text = " ".join(run.text.split())
     for host, (old, new) in expected.items():
-        plan = re.search(rf"Check mode, nothing changed: {host} would go from release (\S+) to (\S+) \((.*?)restart (.*?) one at a time",
-                         run.text, re.S)
+        plan = re.search(rf"Check mode, nothing changed: {host} would go from release (\S+) to (\S+) \((.*?)then start "
+                         r"the stopped slot (\S+) on the release, tell the daphne processes on the old release of every "
+                         r"app host \((.*?)\) to stop accepting, stop (\S+) \(it becomes the stopped slot\), restart (.*?) "
+                         r"one at a time", text)
         assert plan, run.text[-4000:]
         assert plan.groups()[0] == old
         assert new is None or plan.groups()[1] == new, plan.group(0)
-        targets = " ".join(plan.group(3).split())
         wanted = " workers, then ".join(f"{i} with {n}" for i, n in PROCESSES[host].items())
-        assert f"chain-reload {wanted} workers behind the health gates" in targets, targets
-        programs = [p.strip() for p in " ".join(plan.group(4).split()).split(",")]
-        assert programs == [f"daphne:daphne{n}" for n in range(len(DAPHNE[host]))], programs
+        assert f"chain-reload {wanted} workers behind the health gates" in plan.group(3), plan.group(3)
+        spare, hosts, stop, rest = plan.group(4), plan.group(5), plan.group(6), plan.group(7)
+        assert hosts.split(", ") == list(APP_HOSTS), hosts
+        # The slot stopped now, one running slot stopped in its place, the others restarted.
+        status = docker(host, "supervisorctl", "status", check=False)
+        assert re.search(rf"^{re.escape(spare)}\s+STOPPED", status, re.M), status
+        slots = [f"daphne:daphne{n}" for n in range(len(DAPHNE[host]) + 1)]
+        assert sorted([spare, stop] + rest.split(", ")) == slots, plan.group(0)
     for title in ("Point current at release", "Reload each uWSGI instance", "Import the new release's applications"):
         assert task_results(run.text, title) <= {"skipping"}, title
 
@@ -551,6 +562,7 @@ def test_layout_follows_the_inventory():
         running = set(re.findall(r"^(\S+)\s+RUNNING", status, re.M))
         expected = {f"uwsgi-{i}" for i in instances} | {f"daphne:daphne{n}" for n in range(len(DAPHNE[host]))}
         assert expected <= running, status
+        assert re.search(rf"^daphne:daphne{len(DAPHNE[host])}\s+STOPPED", status, re.M), status
         assert not {p for p in running if p.startswith("uwsgi-")} - expected, status
         for instance in instances:
             assert accepting(host, instance), (host, instance)
@@ -560,7 +572,8 @@ def test_layout_follows_the_inventory():
     primaries = re.findall(r"^\s*server (\S+) max_fails=\d+ fail_timeout", uwsgi_upstream, re.M)
     assert sorted(primaries) == sorted(s for i in APP_HOSTS.values() for s in i.values()), uwsgi_upstream
     daphne = re.findall(r"^\s*server (\S+) max_fails=\d+ fail_timeout", daphne_upstream, re.M)
-    assert sorted(daphne) == sorted(a for h in DAPHNE.values() for a in h), daphne_upstream
+    # Every slot, the stopped spare included (it refuses the connect, nginx passes the handshake on).
+    assert sorted(daphne) == sorted([a for h in DAPHNE.values() for a in h] + list(DAPHNE_SPARE.values())), daphne_upstream
 
 
 def test_uwsgi_probe_over_each_instance_socket(initial):
@@ -688,21 +701,42 @@ def test_v2_rolls_out_under_load_without_errors(releases, initial):
 
 
 def test_v2_websocket_sessions_are_drained():
-    """The sessions held through the v2 rollout (every daphne process of both
-    hosts restarted, one at a time): every cut a close frame of 1012 (the
-    drain) or 1001, the reconnect within 1 s, no message lost (every sequence
-    number echoed, resends after a reconnect counted once). The cuts per
-    session are in the figures and not asserted: in-place restarts cannot
-    bound them to one."""
+    """The sessions held through the v2 rollout (on each host the stopped slot
+    started on v2, every v1 process of both hosts told to stop accepting, one
+    v1 process stopped, the others restarted in place): at most one cut per
+    session, every cut a close frame of 1012 (the drain) or 1001, the
+    reconnect within 1 s, no message lost (every sequence number echoed,
+    resends after a reconnect counted once)."""
     doc = RUNS["v2-websocket"]
     print(f"  websocket sessions through the v2 rollout: {json.dumps(doc)}")
     assert doc["error"] is None and doc["sessions"] == WS_SESSIONS, doc
-    # Every daphne process was restarted: sessions were cut, and came back.
+    # Every v1 process went down: sessions were cut, and came back.
     assert doc["disconnects"] > 0 and doc["reconnects"] == doc["disconnects"], doc
+    # A cut session reconnected only to a process on v2, never cut again.
+    assert doc["max_disconnects_per_session"] <= 1, doc
     assert set(doc["close_codes"]) <= {"1012", "1001"}, doc
     assert doc["reconnect_p99_s"] <= 1.0, doc
     assert doc["messages_lost"] == 0 and doc["still_down"] == 0, doc
     assert doc["messages_echoed"] >= doc["messages_sent"] > WS_SESSIONS * 20, doc
+
+
+def test_v2_left_one_stopped_slot_that_supervisor_update_leaves_stopped():
+    """After the v2 rollout each host runs as many daphne processes as its
+    inventory says, all on v2, and one slot is stopped (the v1 process stopped
+    in place of the spare); supervisorctl update (what site.yml runs when a
+    program changes) starts none of them."""
+    for host, addresses in DAPHNE.items():
+        status = docker(host, "supervisorctl", "status", check=False)
+        running = re.findall(r"^(daphne:\S+)\s+RUNNING\s+pid (\d+)", status, re.M)
+        stopped = re.findall(r"^(daphne:\S+)\s+STOPPED", status, re.M)
+        assert len(running) == len(addresses) and len(stopped) == 1, status
+        for program, pid in running:
+            cwd = docker(host, "readlink", "-f", f"/proc/{pid}/cwd").strip()
+            assert cwd.endswith("/releases/v2"), (host, program, cwd)
+        docker(host, "supervisorctl", "update")
+        again = docker(host, "supervisorctl", "status", check=False)
+        assert re.findall(r"^(\S+)\s+(\S+)\s+(?:pid (\d+))?", again, re.M) == re.findall(
+            r"^(\S+)\s+(\S+)\s+(?:pid (\d+))?", status, re.M), (status, again)
 
 
 def test_v2_migration_ran_once_on_the_shared_database():
