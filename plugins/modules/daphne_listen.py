@@ -13,9 +13,10 @@ short_description: Tell the daphne processes of a host to stop or start acceptin
 version_added: 0.1.0
 description:
   - Lists the processes of a supervisor group of daphne processes (C(supervisorctl status <group>:*)) with their
-    state, pid and the release directory each runs (its working directory, C(/proc/<pid>/cwd), which supervisord
-    set from the C(current) symlink when it started the process).
-  - With O(state=refusing), sends C(SIGUSR1) to every running process whose release directory is not
+    state and pid and, for each running one named in O(processes), the release it loaded, asked of the process
+    itself over its socket (C(GET /__webstack__/probe) of the collection's ASGI entry point). A process that does not
+    answer (it already refuses connections) has no release.
+  - With O(state=refusing), sends C(SIGUSR1) to every running process that answers with a release other than
     O(keep_release). The collection's ASGI entry point then closes its listening socket and keeps its open
     sessions (a front such as nginx passes new handshakes to the other processes).
   - With O(state=accepting), sends C(SIGUSR2) to every running process (the entry point listens again; a process
@@ -51,23 +52,39 @@ options:
     type: list
     elements: str
     default: [supervisorctl, -c, /etc/supervisor/supervisord.conf]
+  processes:
+    description:
+      - The slots of the group, each with C(program) (C(<group>:<name>)) and C(socket) (a unix socket path) or
+        C(address) (C(host:port)), as the collection's stack model lists them; their release is asked over these.
+      - Required with O(state=refusing).
+    type: list
+    elements: dict
+    default: []
   keep_release:
     description:
-      - A release directory; processes running it are left alone by O(state=refusing) and reported with
+      - A release id; processes that report it are left alone by O(state=refusing) and reported with
         RV(processes[].on_release) true.
       - Required with O(state=refusing).
-    type: path
+    type: str
+  timeout:
+    description:
+      - Seconds each probe may take.
+    type: float
+    default: 3
 notes:
   - Only the collection's ASGI entry point (daphne role) handles C(SIGUSR1) and C(SIGUSR2) this way; run the
     module only against such processes.
-  - Needs root (C(become=true)) to read another user's C(/proc/<pid>/cwd) and signal its processes.
+  - Needs root (C(become=true)) to reach the sockets and signal another user's processes.
+  - The release is asked of the process, not read from C(/proc/<pid>/cwd), which root cannot read in a container
+    without C(CAP_SYS_PTRACE).
 """
 
 EXAMPLES = r"""
 - name: Stop every daphne process not on release v2 from accepting new sessions
   webstack.django_uwsgi.daphne_listen:
     state: refusing
-    keep_release: /srv/demo/releases/v2
+    processes: "{{ lookup('webstack.django_uwsgi.stack').daphne }}"
+    keep_release: v2
 
 - name: Let every daphne process accept again
   webstack.django_uwsgi.daphne_listen:
@@ -75,7 +92,8 @@ EXAMPLES = r"""
 
 - name: Which daphne slots run, on which release
   webstack.django_uwsgi.daphne_listen:
-    keep_release: /srv/demo/releases/v2
+    processes: "{{ lookup('webstack.django_uwsgi.stack').daphne }}"
+    keep_release: v2
   register: daphne_slots
 """
 
@@ -97,10 +115,10 @@ processes:
     pid:
       description: The process id, 0 when it does not run.
       type: int
-    release_dir:
-      description: The release directory the process runs, empty when it does not run or cannot be read.
+    release:
+      description: The release the process reported, empty when it does not run or did not answer its probe.
       type: str
-      sample: /srv/demo/releases/v1
+      sample: v1
     on_release:
       description: Whether the process runs O(keep_release).
       type: bool
@@ -117,9 +135,15 @@ import re
 import signal
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.webstack.django_uwsgi.plugins.module_utils.asgi_probe import (
+    ProbeError,
+    http_get,
+    parse_target,
+)
 
 _LINE = re.compile(r"^(?P<program>\S+)\s+(?P<state>[A-Z]+)(?:\s+pid (?P<pid>\d+),)?")
 SIGNALS = {"refusing": signal.SIGUSR1, "accepting": signal.SIGUSR2}
+PROBE_PATH = "/__webstack__/probe"
 
 
 def parse_status(text, group):
@@ -133,21 +157,23 @@ def parse_status(text, group):
     return out
 
 
-def release_dir(pid, proc="/proc"):
-    """The working directory of pid (its release directory), empty when it cannot be read."""
-    if not pid:
-        return ""
+def probed_release(slot, timeout):
+    """The release the process on slot reports (its probe), empty when it does not answer."""
     try:
-        return os.path.realpath(os.readlink(os.path.join(proc, str(pid), "cwd")))
-    except OSError:
+        target = parse_target(slot.get("socket") or None, slot.get("address") or None)
+        answer = http_get(target, PROBE_PATH, timeout=timeout)
+    except ProbeError:
         return ""
+    if answer.get("status") != 200 or not isinstance(answer.get("json"), dict):
+        return ""
+    return str(answer["json"].get("release") or "")
 
 
-def to_signal(processes, state, keep_release):
+def to_signal(processes, state):
     """The running processes that get the signal of state."""
     running = [p for p in processes if p["state"] == "RUNNING" and p["pid"]]
     if state == "refusing":
-        return [p for p in running if not p["on_release"]]
+        return [p for p in running if p["release"] and not p["on_release"]]
     if state == "accepting":
         return running
     return []
@@ -160,12 +186,16 @@ def main():
             group=dict(type="str", default="daphne"),
             supervisorctl=dict(type="list", elements="str",
                                default=["supervisorctl", "-c", "/etc/supervisor/supervisord.conf"]),
-            keep_release=dict(type="path"),
+            processes=dict(type="list", elements="dict", default=[]),
+            keep_release=dict(type="str"),
+            timeout=dict(type="float", default=3.0),
         ),
         required_if=[("state", "refusing", ["keep_release"])],
         supports_check_mode=True,
     )
     p = module.params
+    if p["state"] == "refusing" and not p["processes"]:
+        module.fail_json(msg="state=refusing needs processes (the slots to ask for their release)")
     argv = list(p["supervisorctl"]) + ["status", p["group"] + ":*"]
     rc, out, err = module.run_command(argv)
     processes = parse_status(out, p["group"])
@@ -173,11 +203,12 @@ def main():
     if rc not in (0, 3) or not processes:
         module.fail_json(msg=f"supervisorctl status {p['group']}:* (rc {rc}) listed no process of group "
                              f"{p['group']!r}: {(out + ' ' + err).strip()[:300]}", rc=rc)
-    keep = os.path.realpath(p["keep_release"]) if p["keep_release"] else ""
+    slots = {str(s.get("program")): s for s in p["processes"]}
     for proc in processes:
-        proc["release_dir"] = release_dir(proc["pid"]) if proc["state"] == "RUNNING" else ""
-        proc["on_release"] = bool(keep) and proc["release_dir"] == keep
-    targets = to_signal(processes, p["state"], keep)
+        slot = slots.get(proc["program"])
+        proc["release"] = probed_release(slot, p["timeout"]) if slot and proc["state"] == "RUNNING" else ""
+        proc["on_release"] = bool(p["keep_release"]) and proc["release"] == p["keep_release"]
+    targets = to_signal(processes, p["state"])
     if not module.check_mode:
         for proc in targets:
             try:

@@ -649,13 +649,28 @@ def test_v2_left_one_stopped_slot_that_supervisor_update_leaves_stopped():
         running = re.findall(r"^(daphne:\S+)\s+RUNNING\s+pid (\d+)", status, re.M)
         stopped = re.findall(r"^(daphne:\S+)\s+STOPPED", status, re.M)
         assert len(running) == len(addresses) and len(stopped) == 1, status
+        slots = addresses + [DAPHNE_SPARE[host]]
         for program, pid in running:
-            cwd = docker(host, "readlink", "-f", f"/proc/{pid}/cwd").strip()
-            assert cwd.endswith("/releases/v2"), (host, program, cwd)
+            answer = asgi_probe.http_get(daphne_target(slots[int(program.rsplit("daphne", 1)[1])]),
+                                         "/__webstack__/probe", timeout=5)
+            assert answer["json"]["release"] == "v2" and answer["json"]["pid"] == int(pid), (host, program, answer)
         docker(host, "supervisorctl", "update")
         again = docker(host, "supervisorctl", "status", check=False)
         assert re.findall(r"^(\S+)\s+(\S+)\s+(?:pid (\d+))?", again, re.M) == re.findall(
             r"^(\S+)\s+(\S+)\s+(?:pid (\d+))?", status, re.M), (status, again)
+
+
+def test_site_yml_after_the_rollout_leaves_the_daphne_slots_alone():
+    """site.yml re-run after the v2 rollout: it succeeds, no task of the daphne
+    role reports a change, and every daphne slot keeps its state and pid (the
+    slot the rollout stopped is not started again)."""
+    slots = r"^(daphne:\S+)\s+(\S+)\s+(?:pid (\d+))?"
+    before = {h: re.findall(slots, docker(h, "supervisorctl", "status", check=False), re.M) for h in APP_HOSTS}
+    run = playbook("site.yml")
+    assert run.returncode == 0, run.text[-4000:]
+    assert task_results(run.text, "webstack.django_uwsgi.daphne :") <= {"ok", "skipping", "included"}, run.text[-4000:]
+    after = {h: re.findall(slots, docker(h, "supervisorctl", "status", check=False), re.M) for h in APP_HOSTS}
+    assert after == before
 
 
 def test_v2_migration_ran_once_on_the_shared_database():
