@@ -118,8 +118,8 @@ mkdir -p "$RESULTS" "$WORK"
 # process, so with threads > 1 the requests of its other threads would fail
 # with the slow one. nginx passes a request whose worker was killed (closed
 # without an answer: an `error`) to the next server only within
-# uwsgi_next_upstream_timeout, which the nginx_front role sets one second
-# below the instances' harakiri: a harakiri'd request is answered 502 and not
+# uwsgi_next_upstream_timeout, which the nginx_front role sets 1.5 s below
+# the instances' harakiri: a harakiri'd request is answered 502 and not
 # run again on the upstream's backup entry, so each slow request is exactly
 # one harakiri event, which the checks count.
 instance="{\"uwsgi_instances\": [{\"name\": \"web1\", \"processes\": $PROCESSES, \"threads\": 1,

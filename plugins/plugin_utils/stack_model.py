@@ -206,19 +206,22 @@ def next_upstream_timeout(harakiri):
     """nginx's uwsgi_next_upstream_timeout for instances whose smallest harakiri is `harakiri` seconds.
 
     nginx passes a request whose upstream failed to the next server only while
-    less than this time has gone by since its first attempt. A worker killed by
-    harakiri had run the request for at least harakiri seconds (uWSGI kills it
-    once the whole-second clock is past start + harakiri), so with this limit
-    a harakiri'd request is answered 502 instead of being run, and killed,
-    again on another worker; a refused connect or a reset of a short request
-    (an instance or host going down) is still passed on. One second below
-    harakiri (half of it under 2 s) leaves room for nginx's cached clock.
-    "0" (no limit) when no instance has a harakiri.
+    less than this time has gone by since its first attempt. uWSGI sets a
+    worker's harakiri deadline in whole seconds (now + harakiri, from
+    time(NULL)) and kills it once its whole-second clock reaches that, so a
+    harakiri'd request has run more than harakiri - 1 s (measured: the kill
+    second minus the start second was harakiri - 1 for 1 of 530 kills, harakiri
+    or more for the others). Half a second below that, for nginx's cached
+    clock: a harakiri'd request is answered 502 instead of being run, and
+    killed, again on another worker, while a refused connect or a reset of a
+    shorter request (an instance or host going down) is still passed on.
+    Below 3 s, a quarter of harakiri (no value is both then). "0" (no limit)
+    when no instance has a harakiri.
     """
     seconds = _int(harakiri, "harakiri")
     if seconds <= 0:
         return "0"
-    return "%dms" % max(seconds * 1000 - 1000, seconds * 500)
+    return "%dms" % max(seconds * 1000 - 1500, seconds * 250)
 
 
 def front_servers(models, front_host, share_loopback=False):

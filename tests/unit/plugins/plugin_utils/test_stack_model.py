@@ -165,7 +165,7 @@ def test_front_retry_window_is_below_the_smallest_harakiri():
     """
     default = front_servers([build({'uwsgi_instances': [{'name': 'web1'}]}, host='app1')], 'app1')
     assert load('uwsgi')['uwsgi_instance_defaults']['harakiri'] == 60
-    assert (default['harakiri'], default['next_upstream_timeout']) == (60, '59000ms')
+    assert (default['harakiri'], default['next_upstream_timeout']) == (60, '58500ms')
     # The smallest harakiri over every app host; an instance without one (0,
     # None, a defaults dict without the key) does not count.
     app1 = build({'uwsgi_instances': [{'name': 'a', 'harakiri': 30}, {'name': 'b', 'harakiri': 0}]}, host='app1')
@@ -173,16 +173,18 @@ def test_front_retry_window_is_below_the_smallest_harakiri():
                   'uwsgi_instance_defaults': {'processes': 2}}, host='app2')
     out = front_servers([app1, app2], 'front', share_loopback=True)
     assert [(s['name'], s['harakiri']) for s in out['uwsgi']] == [('a', 30), ('b', 0), ('c', 6), ('d', 0)]
-    assert (out['harakiri'], out['next_upstream_timeout']) == (6, '5000ms')
+    assert (out['harakiri'], out['next_upstream_timeout']) == (6, '4500ms')
     none = front_servers([build({'uwsgi_instances': [{'name': 'a', 'harakiri': 0}]}, host='h')], 'h')
     assert (none['harakiri'], none['next_upstream_timeout']) == (0, '0')
 
 
 @pytest.mark.parametrize('harakiri, timeout', [
-    (0, '0'), (-1, '0'), (1, '500ms'), (2, '1000ms'), (3, '2000ms'), (6, '5000ms'), ('60', '59000ms'),
+    (0, '0'), (-1, '0'), (1, '250ms'), (2, '500ms'), (3, '1500ms'), (6, '4500ms'), ('60', '58500ms'),
 ])
-def test_next_upstream_timeout_never_reaches_harakiri_and_never_means_no_limit(harakiri, timeout):
+def test_next_upstream_timeout_stays_below_the_earliest_harakiri_and_never_means_no_limit(harakiri, timeout):
+    """uWSGI can kill a worker a little over harakiri - 1 s after its request began (whole seconds)."""
     assert next_upstream_timeout(harakiri) == timeout
-    if int(harakiri) > 0:
-        milliseconds = int(timeout[:-2])
-        assert 0 < milliseconds < int(harakiri) * 1000
+    if int(harakiri) >= 3:
+        assert int(timeout[:-2]) == (int(harakiri) - 1) * 1000 - 500
+    elif int(harakiri) > 0:
+        assert 0 < int(timeout[:-2]) < int(harakiri) * 1000
