@@ -21,8 +21,12 @@ table) and PREFIX.png (worker and instance RSS over time with the
 reload-on-rss line; requests, failures and respawns per minute). The checks:
 no normal request failed, every slow request failed, the slow requests'
 failures equal the harakiri events of the log and of the stats server, no
-harakiri hit a normal request, and the largest worker RSS stayed below
-reload-on-rss plus the margin.
+harakiri hit a normal request, no worker served a request after one that
+reached reload-on-rss or max-requests (the instance runs with
+min-worker-lifetime 0, so uWSGI applies both after every request), and the
+largest worker RSS stayed below reload-on-rss plus the largest growth of RSS
+by one request seen in the log (what the last request of a worker can add
+before uWSGI's check after it).
 """
 
 import argparse
@@ -107,6 +111,9 @@ def parse_log(lines, offset_line, max_requests, reload_on_rss_mb):
     current = {}          # worker id -> pid
     served = {}           # pid -> requests logged
     last_rss = {}         # pid -> rss of its last logged request
+    limit = reload_on_rss_mb * MB
+    growth = {"bytes": 0, "pid": None, "path": None}   # largest RSS growth of one request
+    past_limit = []       # requests a pid served after one that reached a limit (inside)
     harakiri_pids = set()
     harakiri_events = []  # (worker, pid) per harakiri'd process, first try only
     harakiri_requests = []
@@ -121,6 +128,12 @@ def parse_log(lines, offset_line, max_requests, reload_on_rss_mb):
         m = REQUEST_RE.search(line)
         if m:
             rss, pid = int(m.group(1)), int(m.group(2))
+            if inside and pid in served and (
+                    0 < limit <= last_rss[pid] or 0 < max_requests <= served[pid]):
+                past_limit.append({"pid": pid, "served_before": served[pid], "rss_before": last_rss[pid],
+                                   "path": m.group(4)})
+            if inside and pid in last_rss and rss - last_rss[pid] > growth["bytes"]:
+                growth = {"bytes": rss - last_rss[pid], "pid": pid, "path": m.group(4)}
             served[pid] = served.get(pid, 0) + 1
             last_rss[pid] = rss
             if inside:
@@ -181,6 +194,10 @@ def parse_log(lines, offset_line, max_requests, reload_on_rss_mb):
         "respawn_list": respawns,
         "max_worker_rss": max_rss,
         "max_worker_rss_pid": max_rss_pid,
+        "max_request_growth": growth,
+        "requests_past_limit": len(past_limit),
+        "requests_past_limit_list": past_limit[:20],
+        "max_served": max((n for pid, n in served.items() if pid in last_rss), default=0),
     }
 
 
@@ -215,7 +232,8 @@ def stats_figures(samples):
             entry = instances.setdefault(inst["socket"], {"workers": {}, "total": [], "master": []})
             for w in inst["workers"]:
                 series = entry["workers"].setdefault(w["id"], [])
-                series.append((s["t"], w["pid"], w["rss"], w["harakiri_count"], w["respawn_count"]))
+                series.append((s["t"], w["pid"], w["rss"], w["harakiri_count"], w["respawn_count"],
+                               w.get("proc_rss") or 0))
             master = inst.get("master_rss") or 0
             entry["master"].append((s["t"], master))
             total = instance_rss(inst)
@@ -225,13 +243,14 @@ def stats_figures(samples):
     for sock, entry in sorted(instances.items()):
         workers = []
         for wid, series in sorted(entry["workers"].items()):
-            pids = [p for _, p, _, _, _ in series]
+            pids = [x[1] for x in series]
             workers.append({
                 "id": wid,
-                "harakiri": counter_increase([h for _, _, _, h, _ in series]),
-                "respawns": counter_increase([r for _, _, _, _, r in series]),
+                "harakiri": counter_increase([x[3] for x in series]),
+                "respawns": counter_increase([x[4] for x in series]),
                 "pid_changes": sum(1 for a, b in zip(pids, pids[1:]) if a != b),
-                "max_rss": max(r for _, _, r, _, _ in series),
+                "max_rss": max(x[2] for x in series),
+                "max_proc_rss": max(x[5] for x in series),
             })
         out["instances"].append({
             "socket": sock,
@@ -240,6 +259,7 @@ def stats_figures(samples):
             "respawns": sum(w["respawns"] for w in workers),
             "pid_changes": sum(w["pid_changes"] for w in workers),
             "max_worker_rss": max((w["max_rss"] for w in workers), default=0),
+            "max_worker_proc_rss": max((w["max_proc_rss"] for w in workers), default=0),
             "max_instance_rss": max((v for _, v in entry["total"]), default=0),
             "instance_samples": len(entry["total"]),
             "max_master_rss": max((v for _, v in entry["master"]), default=0),
@@ -247,6 +267,7 @@ def stats_figures(samples):
     out["harakiri"] = sum(i["harakiri"] for i in out["instances"])
     out["respawns"] = sum(i["respawns"] for i in out["instances"])
     out["max_worker_rss"] = max((i["max_worker_rss"] for i in out["instances"]), default=0)
+    out["max_worker_proc_rss"] = max((i["max_worker_proc_rss"] for i in out["instances"]), default=0)
     return out
 
 
@@ -285,8 +306,21 @@ def rss_series(samples):
 
 # ---------------------------------------------------------------- verdict
 
+def rss_bound(log, settings):
+    """reload-on-rss plus the largest RSS growth of one request in the log (bytes).
+
+    uWSGI reads a worker's RSS after each request and, with
+    min-worker-lifetime 0, stops the worker when it has reached reload-on-rss:
+    the request that crossed the limit started below it, so no worker's RSS
+    can exceed the limit by more than one request's growth. The growth is
+    measured in the same run, from the RSS uWSGI logs after every request.
+    """
+    return settings["reload_on_rss"] * MB + log["max_request_growth"]["bytes"]
+
+
 def checks(req, log, stats, settings):
-    bound = (settings["reload_on_rss"] + settings["rss_margin_mb"]) * MB
+    bound = rss_bound(log, settings)
+    growth = log["max_request_growth"]
     harakiri_slow = sum(1 for h in log["harakiri_requests"] if h["path"].startswith(settings["slow_path"]))
     harakiri_other = len(log["harakiri_requests"]) - harakiri_slow
     max_rss = max(log["max_worker_rss"], stats["max_worker_rss"])
@@ -298,8 +332,14 @@ def checks(req, log, stats, settings):
         ("harakiri events: stats server (harakiri_count) = log", "%d = %d" % (stats["harakiri"], log["harakiri_events"]),
          "equal", stats["harakiri"] == log["harakiri_events"]),
         ("harakiri'd requests that were not slow ones (log)", harakiri_other, 0, harakiri_other == 0),
-        ("largest worker RSS (MB)", round(max_rss / MB, 1), "< %d (reload-on-rss %d + margin %d)" % (
-            bound // MB, settings["reload_on_rss"], settings["rss_margin_mb"]), max_rss < bound),
+        ("requests a worker served after one that reached reload-on-rss or max-requests (log)",
+         log["requests_past_limit"], 0, log["requests_past_limit"] == 0),
+        ("most requests served by one worker (log)", log["max_served"],
+         "<= max-requests %d" % settings["max_requests"], log["max_served"] <= settings["max_requests"]),
+        ("largest worker RSS, log and stats server (MB)", "%.2f" % (max_rss / MB),
+         "< %.2f (reload-on-rss %d + largest growth of one request %d KiB, %s)" % (
+             bound / MB, settings["reload_on_rss"], growth["bytes"] // 1024, (growth["path"] or "-").split("?")[0]),
+         max_rss < bound),
     ]
     return [{"check": c, "value": v, "want": w, "ok": bool(ok)} for c, v, w, ok in rows]
 
@@ -324,7 +364,7 @@ def timeline(records, slow_path, respawns_by_minute, start, end, step=60):
     return rows
 
 
-def chart(series, rows, settings, start, path):
+def chart(series, rows, settings, bound, start, path):
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
@@ -346,8 +386,8 @@ def chart(series, rows, settings, start, path):
         ax2.plot([(t - start) / 60 for t, _ in entry["total"]], [v / MB for _, v in entry["total"]], lw=1.2,
                  label="%s: master + workers" % name)
     ax1.axhline(limit, color="red", ls="--", lw=1.2, label="reload-on-rss %d MB" % limit)
-    ax1.axhline(limit + settings["rss_margin_mb"], color="red", ls=":", lw=1,
-                label="bound checked: + %d MB" % settings["rss_margin_mb"])
+    ax1.axhline(bound / MB, color="red", ls=":", lw=1,
+                label="bound checked: + one request's largest growth (%d KiB)" % ((bound - limit * MB) // 1024))
     ax1.set_ylabel("worker RSS (MB)")
     ax1.legend(fontsize=7, ncol=2, loc="lower right")
     ax1.set_title("Soak: %d s at %s req/s, %s %% slow (%s, harakiri %d s), max-requests %d, reload-on-rss %d MB"
@@ -382,10 +422,11 @@ def markdown(doc):
         "# Soak",
         "",
         "%s s (%.1f min) at %s requests/s through nginx, %s %% of them `%s` (past harakiri %d s)%s, the others "
-        "`%s`; one uWSGI instance of %d processes x 1 thread, max-requests %d, reload-on-rss %d MB."
+        "`%s`; one uWSGI instance of %d processes x 1 thread, max-requests %d, reload-on-rss %d MB, "
+        "min-worker-lifetime %s s."
         % (s["duration"], s["duration"] / 60.0, s["rate"], s["slow_percent"], s["slow_path_full"], s["harakiri"],
            ", %s %% `%s` (memory kept by the worker)" % (s["hold_percent"], s["hold_path"]) if s.get("hold_path") else "",
-           s["normal_path"], s["processes"], s["max_requests"], s["reload_on_rss"]),
+           s["normal_path"], s["processes"], s["max_requests"], s["reload_on_rss"], s.get("min_worker_lifetime", "-")),
         "",
         "| | value |",
         "|---|---|",
@@ -402,6 +443,10 @@ def markdown(doc):
         "| worker respawns (stats server respawn_count / pid changes seen) | %d / %d |" % (
             st["respawns"], sum(i["pid_changes"] for i in st["instances"])),
         "| largest worker RSS: log / stats samples (MB) | %s / %s |" % (_mb(lg["max_worker_rss"]), _mb(st["max_worker_rss"])),
+        "| largest worker RSS read from /proc by the sampler, possibly mid-request (MB) | %s |" % _mb(
+            st.get("max_worker_proc_rss")),
+        "| largest RSS growth of one request (log) | %d KiB (%s) |" % (
+            lg["max_request_growth"]["bytes"] // 1024, lg["max_request_growth"]["path"] or "-"),
         "| largest instance RSS, master + workers (MB; samples where every worker's RSS was known) | %s |" % ", ".join(
             "%s (%d)" % (_mb(i["max_instance_rss"]), i["instance_samples"]) for i in st["instances"]),
         "| stats samples (every %s s) / read errors | %d / %d |" % (s["sample_interval"], st["samples"], st["read_errors"]),
@@ -471,7 +516,7 @@ def main(argv=None):
     text = markdown(doc)
     with open(args.out + ".md", "w", encoding="utf-8") as handle:
         handle.write(text)
-    chart(rss_series(samples), rows, settings, start, args.out + ".png")
+    chart(rss_series(samples), rows, settings, rss_bound(doc["log"], settings), start, args.out + ".png")
     sys.stdout.write(text)
     return 0 if all(c["ok"] for c in doc["checks"]) else 1
 

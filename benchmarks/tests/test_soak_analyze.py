@@ -17,7 +17,7 @@ T0 = 1000.0
 SETTINGS = {"duration": 60, "rate": 10, "concurrency": 2, "slow_percent": 1, "slow_path": "/slow",
             "slow_path_full": "/slow?ms=8000", "normal_path": "/cpu?ms=5",
             "hold_path": "/hold?kb=768", "hold_percent": 10, "harakiri": 6, "max_requests": 3,
-            "reload_on_rss": 50, "rss_margin_mb": 8, "processes": 2, "threads": 1, "sample_interval": 5,
+            "reload_on_rss": 50, "min_worker_lifetime": 0, "processes": 2, "threads": 1, "sample_interval": 5,
             "nice": 10, "distro": "bookworm"}
 
 
@@ -36,7 +36,8 @@ def log_lines():
     """Workers 1 (pid 101) and 2 (pid 102); the soak starts at OFFSET.
 
     pid 101 serves 3 requests (max-requests 3), pid 102 is harakiri'd on a slow
-    request, pid 201 (worker 1's next) reaches 51 MB (reload-on-rss 50).
+    request, pid 201 (worker 1's next) reaches 51 MB (reload-on-rss 50) with a
+    /hold request that adds 2 MB, the largest growth of one request.
     """
     before = [
         "spawned uWSGI master process (pid: 100)",
@@ -58,12 +59,18 @@ def log_lines():
         "Mon Dec  7 05:40:02 2026 - *** HARAKIRI ON WORKER 2 (pid: 102, try: 2, graceful: no) ***",
         "DAMN ! worker 2 (pid: 102) died, killed by signal 9 :( trying respawn ...",
         "Respawned uWSGI worker 2 (new pid: 202)",
-        req_line(201, 51),                      # over reload-on-rss: the worker leaves after it
+        req_line(201, 49),
+        req_line(201, 51, "/hold?kb=768"),      # over reload-on-rss: the worker leaves after it
         "...The work of process 201 is done. Seeya!",
         "Respawned uWSGI worker 1 (new pid: 301)",
         req_line(202, 39),
     ]
     return before + during, len(before)
+
+
+def analyze_line(lines, pid, rss_mb):
+    """The first request line of `pid` with that RSS."""
+    return next(line for line in lines if "[pid: %d|" % pid in line and "{rss usage: %d bytes" % int(rss_mb * MB) in line)
 
 
 def records():
@@ -111,8 +118,10 @@ def test_log_gives_harakiri_events_and_respawn_causes():
     causes = [(r["old_pid"], r["cause"]) for r in log["respawn_list"]]
     assert causes == [(101, "max-requests"), (102, "harakiri"), (201, "reload-on-rss")]
     assert log["max_worker_rss"] == 51 * MB and log["max_worker_rss_pid"] == 201
+    assert log["max_request_growth"] == {"bytes": 2 * MB, "pid": 201, "path": "/hold?kb=768"}
+    assert log["requests_past_limit"] == 0 and log["max_served"] == 3
     # Lines before the offset count toward a pid's requests, not as soak requests.
-    assert log["requests_logged"] == 5
+    assert log["requests_logged"] == 6
 
 
 def test_a_graceful_exit_below_both_limits_is_not_given_a_cause():
@@ -138,10 +147,27 @@ def test_checks_pass_on_the_synthetic_soak_and_fail_on_each_breach():
     log = analyze.parse_log(lines, offset, 3, 50)
     st = analyze.stats_figures(samples())
     assert all(c["ok"] for c in analyze.checks(req, log, st, SETTINGS))
-    # The RSS bound: 51 MB is below 50 + 8, not below 50 + 0.
-    tight = dict(SETTINGS, rss_margin_mb=0)
-    failed = [c["check"] for c in analyze.checks(req, log, st, tight) if not c["ok"]]
-    assert failed == ["largest worker RSS (MB)"]
+    # The RSS bound is reload-on-rss + the largest growth of one request:
+    # 50 + 2 MB; a worker the stats server saw at 52.5 MB is past it.
+    assert analyze.rss_bound(log, SETTINGS) == 52 * MB
+    big = samples()
+    big[-1]["instances"][0]["workers"][1]["rss"] = int(52.5 * MB)
+    failed = [c["check"] for c in analyze.checks(req, log, analyze.stats_figures(big), SETTINGS) if not c["ok"]]
+    assert failed == ["largest worker RSS, log and stats server (MB)"]
+    # A worker that serves on after reaching reload-on-rss (what uWSGI does
+    # within min-worker-lifetime) fails the recycling check.
+    crossed = lines.index(analyze_line(lines, 201, 51)) + 1
+    late = lines[:crossed] + [req_line(201, 51)] + lines[crossed:]
+    failed = [c["check"] for c in analyze.checks(req, analyze.parse_log(late, offset, 3, 50), st, SETTINGS)
+              if not c["ok"]]
+    assert failed == ["requests a worker served after one that reached reload-on-rss or max-requests (log)"]
+    # So does one that serves past max-requests, which also shows in the most requests served.
+    served = lines.index(analyze_line(lines, 101, 42)) + 1
+    late = lines[:served] + [req_line(101, 42)] + lines[served:]
+    failed = [c["check"] for c in analyze.checks(req, analyze.parse_log(late, offset, 3, 50), st, SETTINGS)
+              if not c["ok"]]
+    assert failed == ["requests a worker served after one that reached reload-on-rss or max-requests (log)",
+                      "most requests served by one worker (log)"]
     # A normal request failing breaks the first check.
     req2 = analyze.request_figures(records() + [rec(T0 + 30, outcome="http_error", status=502)], "/slow")
     failed = [c["check"] for c in analyze.checks(req2, log, st, SETTINGS) if not c["ok"]]

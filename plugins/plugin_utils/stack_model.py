@@ -132,6 +132,8 @@ def instances(values):
             "program": f"uwsgi-{name}",
             "program_file": f"{programs_dir}/uwsgi-{name}.conf",
             "processes": _int(merged.get("processes", 1), f"uwsgi_instances[{index}].processes"),
+            # Seconds; 0 (or unset) for none. The front derives its retry window from it.
+            "harakiri": _int(merged.get("harakiri") or 0, f"uwsgi_instances[{index}].harakiri"),
         })
         out.append(merged)
     return out
@@ -220,18 +222,45 @@ def build(variables, host="", defaults=None):
     }
 
 
+def next_upstream_timeout(harakiri):
+    """nginx's uwsgi_next_upstream_timeout for instances whose smallest harakiri is `harakiri` seconds.
+
+    nginx passes a request whose upstream failed to the next server only while
+    less than this time has gone by since its first attempt. uWSGI sets a
+    worker's harakiri deadline in whole seconds (now + harakiri, from
+    time(NULL)) and kills it once its whole-second clock reaches that, so a
+    harakiri'd request has run more than harakiri - 1 s (measured: the kill
+    second minus the start second was harakiri - 1 for 1 of 530 kills, harakiri
+    or more for the others). Half a second below that, for nginx's cached
+    clock: a harakiri'd request is answered 502 instead of being run, and
+    killed, again on another worker, while a refused connect or a reset of a
+    shorter request (an instance or host going down) is still passed on.
+    Below 3 s, a quarter of harakiri (no value is both then). "0" (no limit)
+    when no instance has a harakiri.
+    """
+    seconds = _int(harakiri, "harakiri")
+    if seconds <= 0:
+        return "0"
+    return "%dms" % max(seconds * 1000 - 1500, seconds * 250)
+
+
 def front_servers(models, front_host, share_loopback=False):
     """Where a front host reaches every uWSGI instance and daphne process of the app hosts.
 
-    Returns {"uwsgi": [...], "daphne": [...]}, each entry {host, name, address,
-    error}; error is empty when the front can reach the address, else a
-    sentence naming the app host, the instance and what to change.
+    Returns {"uwsgi": [...], "daphne": [...], "harakiri": N,
+    "next_upstream_timeout": T}: each server entry {host, name, instance,
+    address, harakiri, error}, error empty when the front can reach the
+    address, else a sentence naming the app host, the instance and what to
+    change; N the smallest harakiri (s) of the instances that have one (0:
+    none has), T the uwsgi_next_upstream_timeout it implies
+    (next_upstream_timeout()).
     """
     uwsgi, daphne = [], []
     for model in models:
         host = model["host"]
         here = host == front_host
         for inst in model["instances"]:
+            harakiri = inst.get("harakiri") or 0
             sock = inst["socket"]
             if inst["socket_is_unix"]:
                 address = f"unix:{sock}"
@@ -247,7 +276,7 @@ def front_servers(models, front_host, share_loopback=False):
                     f"app host {host}, instance {inst['name']}: TCP socket {sock} is on loopback, unreachable from "
                     f"{front_host} (unless the hosts share one loopback: nginx_front_app_hosts_share_loopback)")
             uwsgi.append({"host": host, "name": inst["name"], "instance": inst["name"], "address": address,
-                          "error": error})
+                          "harakiri": harakiri, "error": error})
         for proc in model["daphne"]:
             if proc["bind"] == "unix":
                 address = proc["address"]
@@ -261,4 +290,6 @@ def front_servers(models, front_host, share_loopback=False):
                 address = f"{addr_host}:{proc['port']}"
                 error = ""
             daphne.append({"host": host, "name": proc["name"], "address": address, "error": error})
-    return {"uwsgi": uwsgi, "daphne": daphne}
+    harakiri = min((s["harakiri"] for s in uwsgi if s["harakiri"] > 0), default=0)
+    return {"uwsgi": uwsgi, "daphne": daphne, "harakiri": harakiri,
+            "next_upstream_timeout": next_upstream_timeout(harakiri)}

@@ -49,6 +49,8 @@ ROWS = [
     ("no-instance", {"uwsgi_instances": []}, [r"uwsgi_instances must hold at least one"]),
     ("processes-0", {"uwsgi_instances": [dict(WEB1, processes=0), WEB2]}, [r"uwsgi_instances\[0\] \(web1\): processes"]),
     ("threads-0", {"uwsgi_instances": [WEB1, dict(WEB2, threads=0)]}, [r"uwsgi_instances\[1\] \(web2\).*threads=0"]),
+    ("min-worker-lifetime-negative", {"uwsgi_instances": [WEB1, dict(WEB2, min_worker_lifetime=-1)]},
+     [r"uwsgi_instances\[1\] \(web2\).*min_worker_lifetime=-1"]),
     ("instance-name-with-space", {"uwsgi_instances": [WEB1, {"name": "web 2"}]}, [r"uwsgi_instances\[1\]\.name 'web 2'"]),
     ("chain-reload-without-lazy-apps", {"uwsgi_instances": [dict(WEB1, lazy_apps=False), WEB2]},
      [r"uwsgi_instances\[0\] \(web1\): lazy_apps must be true when chain_reload"]),

@@ -17,6 +17,7 @@ from ansible_collections.webstack.django_uwsgi.plugins.plugin_utils.stack_model 
     StackModelError,
     build,
     front_servers,
+    next_upstream_timeout,
     role_defaults,
 )
 
@@ -125,6 +126,8 @@ def test_unset_value_none_takes_the_default():
     ({'uwsgi_instances': [{'processes': 2}]}, r'uwsgi_instances\[0\] must be a dict with a name'),
     ({'uwsgi_instances': [{'name': 'a', 'processes': 'many'}]}, r'uwsgi_instances\[0\]\.processes must be an integer'),
     ({'uwsgi_instance_defaults': []}, 'uwsgi_instance_defaults must be a dict'),
+    ({'uwsgi_instances': [{'name': 'a'}, {'name': 'b', 'harakiri': '30s'}]},
+     r'uwsgi_instances\[1\]\.harakiri must be an integer'),
     ({'daphne_processes': 'two'}, 'daphne_processes must be an integer'),
     ({'daphne_spare': 'maybe', 'django_app_asgi_application': 'demo.asgi:application'}, 'daphne_spare must be a boolean'),
     ({'daphne_bind': 'udp', 'django_app_asgi_application': 'demo.asgi:application'}, 'daphne_bind must be unix or tcp'),
@@ -145,7 +148,7 @@ def test_front_servers_reachability():
     out = front_servers([here, other_unix, other_tcp], 'front')
     by = {(s['host'], s['name']): s for s in out['uwsgi']}
     assert by[('front', 'web1')] == {'host': 'front', 'name': 'web1', 'instance': 'web1',
-                                     'address': 'unix:/run/uwsgi/web1/uwsgi.sock', 'error': ''}
+                                     'address': 'unix:/run/uwsgi/web1/uwsgi.sock', 'harakiri': 60, 'error': ''}
     assert 'unix socket /run/uwsgi/web1/uwsgi.sock cannot be reached from front' in by[('app2', 'web1')]['error']
     assert 'is on loopback' in by[('app3', 'a')]['error']
     assert by[('app3', 'b')]['address'] == '10.1.2.4:9002' and by[('app3', 'b')]['error'] == ''
@@ -165,3 +168,37 @@ def test_spare_slot_is_the_next_port_and_listed_by_the_front(spare, count):
         ('daphne%d' % i, 8101 + i, i == 2) for i in range(count)]
     assert [s['address'] for s in front_servers([model], 'front')['daphne']] == [
         '10.0.0.7:%d' % (8101 + i) for i in range(count)]
+
+
+def test_front_retry_window_is_below_the_smallest_harakiri():
+    """nginx passes a failed request on only while it has run less than any instance's harakiri.
+
+    A worker killed by harakiri closes the connection without an answer, an
+    `error` for nginx like a refused connect; past this window the request is
+    answered 502 instead of being run (and killed) again on the next server.
+    """
+    default = front_servers([build({'uwsgi_instances': [{'name': 'web1'}]}, host='app1')], 'app1')
+    assert load('uwsgi')['uwsgi_instance_defaults']['harakiri'] == 60
+    assert (default['harakiri'], default['next_upstream_timeout']) == (60, '58500ms')
+    # The smallest harakiri over every app host; an instance without one (0,
+    # None, a defaults dict without the key) does not count.
+    app1 = build({'uwsgi_instances': [{'name': 'a', 'harakiri': 30}, {'name': 'b', 'harakiri': 0}]}, host='app1')
+    app2 = build({'uwsgi_instances': [{'name': 'c', 'harakiri': '6'}, {'name': 'd', 'harakiri': None}],
+                  'uwsgi_instance_defaults': {'processes': 2}}, host='app2')
+    out = front_servers([app1, app2], 'front', share_loopback=True)
+    assert [(s['name'], s['harakiri']) for s in out['uwsgi']] == [('a', 30), ('b', 0), ('c', 6), ('d', 0)]
+    assert (out['harakiri'], out['next_upstream_timeout']) == (6, '4500ms')
+    none = front_servers([build({'uwsgi_instances': [{'name': 'a', 'harakiri': 0}]}, host='h')], 'h')
+    assert (none['harakiri'], none['next_upstream_timeout']) == (0, '0')
+
+
+@pytest.mark.parametrize('harakiri, timeout', [
+    (0, '0'), (-1, '0'), (1, '250ms'), (2, '500ms'), (3, '1500ms'), (6, '4500ms'), ('60', '58500ms'),
+])
+def test_next_upstream_timeout_stays_below_the_earliest_harakiri_and_never_means_no_limit(harakiri, timeout):
+    """uWSGI can kill a worker a little over harakiri - 1 s after its request began (whole seconds)."""
+    assert next_upstream_timeout(harakiri) == timeout
+    if int(harakiri) >= 3:
+        assert int(timeout[:-2]) == (int(harakiri) - 1) * 1000 - 500
+    elif int(harakiri) > 0:
+        assert 0 < int(timeout[:-2]) < int(harakiri) * 1000
