@@ -59,6 +59,10 @@ METRICS = (
      "Busiest worker's share of the window's requests over the fair share (1 is even; NaN without requests)."),
     ("webstack_uwsgi_balance_ratio_all", "gauge", "Balance ratio over the workers of every instance together (what the front sees)."),
     ("webstack_daphne_up", "gauge", "1 when the daphne process accepts a connection on its socket, else 0."),
+    ("webstack_daphne_accepting", "gauge",
+     "Daphne slots of the app accepting connections (the stopped spare slot, when there is one, is not one of them)."),
+    ("webstack_daphne_expected", "gauge",
+     "Daphne processes the app should run (daphne_processes; alarm when webstack_daphne_accepting is below it)."),
     ("webstack_nginx_up", "gauge", "1 when nginx accepts a connection on the address, else 0."),
     ("webstack_metrics_last_run_timestamp_seconds", "gauge", "When this file was written (Unix time)."),
     ("webstack_metrics_duration_seconds", "gauge", "Seconds the run took."),
@@ -227,9 +231,18 @@ def collect(config, clock=time.time):
     if analysed:
         pooled = uwsgi_stats.pooled_balance(analysed, 1)
         samples.append(("webstack_uwsgi_balance_ratio_all", {"app": app}, pooled["ratio"]))
-    for entry in config.get("daphne", []):
+    # With a spare slot one slot is stopped on purpose (which one moves with
+    # each rollout): its webstack_daphne_up is 0; the two totals tell whether
+    # as many processes accept as the app should run.
+    daphne = config.get("daphne", [])
+    accepting = 0
+    for entry in daphne:
         up = connect_probe(str(entry["address"]), timeout)
+        accepting += 1 if up else 0
         samples.append(("webstack_daphne_up", {"app": app, "process": str(entry["name"])}, 1 if up else 0))
+    if daphne:
+        samples.append(("webstack_daphne_accepting", {"app": app}, accepting))
+        samples.append(("webstack_daphne_expected", {"app": app}, sum(1 for e in daphne if not e.get("spare"))))
     for entry in config.get("nginx", []):
         up = connect_probe(str(entry["address"]), timeout)
         samples.append(("webstack_nginx_up", {"address": str(entry["address"])}, 1 if up else 0))

@@ -87,7 +87,7 @@ def config(tree, instances, daphne=(), nginx=()):
         "app": "notes",
         "timeout": 1.0,
         "instances": [{"name": n, "stats": s} for n, s in instances],
-        "daphne": [{"name": n, "program": "daphne:" + n, "address": a} for n, a in daphne],
+        "daphne": [{"name": n, "program": "daphne:" + n, "address": a, "spare": n == "daphne2"} for n, a in daphne],
         "nginx": [{"address": a} for a in nginx],
     }
     with open(path, "w", encoding="utf-8") as handle:
@@ -228,12 +228,17 @@ def test_daphne_and_nginx_are_up_while_they_accept_connections(tree):
         assert value(samples, "webstack_daphne_up", app="notes", process="daphne0") == 1
         assert value(samples, "webstack_daphne_up", app="notes", process="daphne1") == 1
         assert value(samples, "webstack_daphne_up", app="notes", process="daphne2") == 0
+        # daphne2 is the stopped spare slot: two accept, two expected
+        assert value(samples, "webstack_daphne_accepting", app="notes") == 2
+        assert value(samples, "webstack_daphne_expected", app="notes") == 2
         assert value(samples, "webstack_nginx_up", address=nginx_address) == 1
         assert value(samples, "webstack_nginx_up", address=dead) == 0
         daphne_tcp.close()
         assert run(path).returncode == 0
         samples = parse(read_output(cfg))
         assert value(samples, "webstack_daphne_up", app="notes", process="daphne1") == 0
+        assert value(samples, "webstack_daphne_accepting", app="notes") == 1
+        assert value(samples, "webstack_daphne_expected", app="notes") == 2
     finally:
         daphne_unix.close()
         daphne_tcp.close()

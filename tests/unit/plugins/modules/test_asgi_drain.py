@@ -328,7 +328,7 @@ def test_signals_drive_drain_refuse_and_accept(monkeypatch):
     module = entry()
     calls, handlers = [], {}
     hooks = (lambda: calls.append('closed'), lambda: calls.append('reopened'), lambda: calls.append('stop'),
-             lambda signum, handler: handlers.__setitem__(signum, handler))
+             handlers.__setitem__)
     monkeypatch.setattr(module, '_twisted_hooks', lambda: hooks)
     app = EchoApp()
     wrapped = module.drained(app, 0, listen='close', close_wait=0)
