@@ -70,8 +70,11 @@ def supervisord_processes(host):
 def statuses(host, command):
     """{program: state} from `supervisorctl status` run as given (cwd included); asserts it answered."""
     out = host.run(command)
-    assert out.rc == 0, f"{command}: rc {out.rc}: {out.stdout}{out.stderr}"
-    return {line.split()[0]: line.split()[1] for line in out.stdout.splitlines() if len(line.split()) >= 2}
+    # 3: it answered, and a program is not running (the stopped spare slot, SPARE)
+    assert out.rc in (0, 3), f"{command}: rc {out.rc}: {out.stdout}{out.stderr}"
+    states = {line.split()[0]: line.split()[1] for line in out.stdout.splitlines() if len(line.split()) >= 2}
+    assert states and (out.rc == 3) == any(state != "RUNNING" for state in states.values()), out.stdout
+    return states
 
 
 def get(url, host_header="localhost", timeout=10):
