@@ -180,7 +180,9 @@ def test_4_tmp_cleaner():
     docker("sh", "-c", "find /tmp -mindepth 1 -delete; systemd-tmpfiles --clean")
     assert docker("find", "/tmp", "-mindepth", "1").stdout.strip() == ""
     time.sleep(8)
-    assert docker(*SUPERVISORCTL, "status", check=False).returncode == 0
+    # supervisorctl answers: 0, or 3 while a program is stopped (the spare daphne slot)
+    answer = docker(*SUPERVISORCTL, "status", check=False)
+    assert answer.returncode in (0, 3) and "uwsgi-web1" in answer.stdout, answer
     recovery = round(time.time() - started, 1)
     summary = load.stop()
     assert programs() == before, "a program was restarted or lost"
