@@ -261,11 +261,16 @@ def test_outside_daphne_the_app_is_unchanged(monkeypatch):
     assert module.drained(app, 2) is app
 
 
-def test_refuse_keeps_the_sessions_and_accept_listens_again():
-    module = entry()
+def recording_drain(seconds):
+    """A Drain whose socket hooks append what they did to the returned list."""
     calls = []
-    drain = module.Drain(0.2, close_listeners=lambda: calls.append('drain closed'), stop=lambda: calls.append('stop'),
-                         listeners=(lambda: calls.append('closed'), lambda: calls.append('reopened')))
+    drain = entry().Drain(seconds, close_listeners=lambda: calls.append('drain closed'), stop=lambda: calls.append('stop'),
+                          listeners=(lambda: calls.append('closed'), lambda: calls.append('reopened')))
+    return drain, calls
+
+
+def test_refuse_keeps_the_sessions_and_accept_listens_again():
+    drain, calls = recording_drain(0.2)
     app = EchoApp()
     client = Client()
 
@@ -289,10 +294,7 @@ def test_refuse_keeps_the_sessions_and_accept_listens_again():
 
 
 def test_drain_after_refuse_keeps_the_sockets_closed_and_accept_is_ignored():
-    module = entry()
-    calls = []
-    drain = module.Drain(0, close_listeners=lambda: calls.append('drain closed'), stop=lambda: calls.append('stop'),
-                         listeners=(lambda: calls.append('closed'), lambda: calls.append('reopened')))
+    drain, calls = recording_drain(0)
     app = EchoApp()
     client = Client()
 
