@@ -16,9 +16,10 @@ description:
     state and pid and, for each running one named in O(processes), the release it loaded, asked of the process
     itself over its socket (C(GET /__webstack__/probe) of the collection's ASGI entry point). A process that does not
     answer (it already refuses connections) has no release.
-  - With O(state=refusing), sends C(SIGUSR1) to every running process that answers with a release other than
-    O(keep_release). The collection's ASGI entry point then closes its listening socket and keeps its open
-    sessions (a front such as nginx passes new handshakes to the other processes).
+  - With O(state=refusing), sends C(SIGUSR1) to every running process that answers its probe, except those that
+    report O(keep_release) and those named in O(keep_programs). The collection's ASGI entry point then closes its
+    listening socket and keeps its open sessions (a front such as nginx passes new handshakes to the other
+    processes).
   - With O(state=accepting), sends C(SIGUSR2) to every running process (the entry point listens again; a process
     that was accepting is unchanged).
   - A rollout uses it on every app host so that a websocket session cut by a drain can only reconnect to a
@@ -36,7 +37,8 @@ options:
   state:
     description:
       - C(query) lists the processes and changes nothing.
-      - C(refusing) sends C(SIGUSR1) (stop accepting) to the running processes not on O(keep_release).
+      - C(refusing) sends C(SIGUSR1) (stop accepting) to the running processes that answer, but those on
+        O(keep_release) or in O(keep_programs).
       - C(accepting) sends C(SIGUSR2) (accept again) to every running process.
     type: str
     choices: [query, refusing, accepting]
@@ -64,8 +66,15 @@ options:
     description:
       - A release id; processes that report it are left alone by O(state=refusing) and reported with
         RV(processes[].on_release) true.
-      - Required with O(state=refusing).
+      - O(state=refusing) needs this or O(keep_programs).
     type: str
+  keep_programs:
+    description:
+      - Programs (C(<group>:<name>)) left accepting by O(state=refusing) whatever release they report, such as the
+        slot just started with a changed environment when the release is the same (the daphne role's restart).
+      - O(state=refusing) needs this or O(keep_release).
+    type: list
+    elements: str
   timeout:
     description:
       - Seconds each probe may take.
@@ -89,6 +98,12 @@ EXAMPLES = r"""
 - name: Let every daphne process accept again
   webstack.django_uwsgi.daphne_listen:
     state: accepting
+
+- name: Stop every daphne process but the slot just started from accepting (same release, new environment)
+  webstack.django_uwsgi.daphne_listen:
+    state: refusing
+    processes: "{{ lookup('webstack.django_uwsgi.stack').daphne }}"
+    keep_programs: [daphne:daphne2]
 
 - name: Which daphne slots run, on which release
   webstack.django_uwsgi.daphne_listen:
@@ -169,11 +184,11 @@ def probed_release(slot, timeout):
     return str(answer["json"].get("release") or "")
 
 
-def to_signal(processes, state):
+def to_signal(processes, state, keep_programs=()):
     """The running processes that get the signal of state."""
     running = [p for p in processes if p["state"] == "RUNNING" and p["pid"]]
     if state == "refusing":
-        return [p for p in running if p["release"] and not p["on_release"]]
+        return [p for p in running if p["release"] and not p["on_release"] and p["program"] not in keep_programs]
     if state == "accepting":
         return running
     return []
@@ -188,9 +203,10 @@ def main():
                                default=["supervisorctl", "-c", "/etc/supervisor/supervisord.conf"]),
             processes=dict(type="list", elements="dict", default=[]),
             keep_release=dict(type="str"),
+            keep_programs=dict(type="list", elements="str"),
             timeout=dict(type="float", default=3.0),
         ),
-        required_if=[("state", "refusing", ["keep_release"])],
+        required_if=[("state", "refusing", ["keep_release", "keep_programs"], True)],
         supports_check_mode=True,
     )
     p = module.params
@@ -208,7 +224,7 @@ def main():
         slot = slots.get(proc["program"])
         proc["release"] = probed_release(slot, p["timeout"]) if slot and proc["state"] == "RUNNING" else ""
         proc["on_release"] = bool(p["keep_release"]) and proc["release"] == p["keep_release"]
-    targets = to_signal(processes, p["state"])
+    targets = to_signal(processes, p["state"], p["keep_programs"] or [])
     if not module.check_mode:
         for proc in targets:
             try:

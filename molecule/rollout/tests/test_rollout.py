@@ -283,6 +283,21 @@ class Migration(migrations.Migration):
 '''
 
 
+# The first daphne process that imports v6's ASGI application on a host
+# serves; every later one fails at import: a rollout of v6 starts the stopped
+# slot, stops one old process and fails on the next restart, in the middle of
+# the daphne phase.
+V6_ASGI = '''
+
+import os as _os  # noqa: E402
+
+with open("/tmp/rollout-v6-daphne-imports", "a", encoding="utf-8") as _marker:
+    _marker.write("x")
+if _os.path.getsize("/tmp/rollout-v6-daphne-imports") > 1:
+    raise ImportError("v6 daphne is broken on purpose after its first process")
+'''
+
+
 def write(path, text, mode="w"):
     with open(path, mode, encoding="utf-8") as handle:
         handle.write(text)
@@ -292,7 +307,8 @@ def write(path, text, mode="w"):
 def releases():
     """Releases made from the demo project: v2 adds a field to demo.Message and
     the table demo.Room (migration 0002); v3 (fails at import), v4 (/healthz
-    answers 503) and v5 (its migration 0003 fails) are made from v2."""
+    answers 503), v5 (its migration 0003 fails) and v6 (its ASGI application
+    imports once per host, then fails) are made from v2."""
     base = tempfile.mkdtemp(prefix="rollout-releases-")
     demo = os.path.join(PROJECT, "examples", "demo")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3", ".venv", "venv", "static_collected")
@@ -306,16 +322,17 @@ def releases():
                         "class Message(models.Model):\n    author = models.CharField(max_length=64, null=True, blank=True)", 1)
     write(models_py, text + V2_MODELS)
     write(os.path.join(v2, "demo", "migrations", f"{V2_MIGRATION}.py"), V2_MIGRATION_CODE)
-    for name in ("v3", "v4", "v5"):
+    for name in ("v3", "v4", "v5", "v6"):
         shutil.copytree(v2, os.path.join(base, name))
-    for name in ("v2", "v3", "v4", "v5"):
+    for name in ("v2", "v3", "v4", "v5", "v6"):
         write(os.path.join(base, name, "MARKER"), f"release {name} of the rollout scenario\n")
     write(os.path.join(base, "v3", "demo", "wsgi.py"), '\nraise ImportError("v3 is broken on purpose")\n', "a")
     write(os.path.join(base, "v4", "demo", "urls.py"),
           '\nfrom django.http import HttpResponse  # noqa: E402\n\n'
           'urlpatterns[1] = path("healthz", lambda request: HttpResponse("down on purpose", status=503))\n', "a")
     write(os.path.join(base, "v5", "demo", "migrations", f"{V5_MIGRATION}.py"), V5_MIGRATION_CODE)
-    yield {name: os.path.join(base, name) for name in ("v2", "v3", "v4", "v5")}
+    write(os.path.join(base, "v6", "demo", "asgi.py"), V6_ASGI, "a")
+    yield {name: os.path.join(base, name) for name in ("v2", "v3", "v4", "v5", "v6")}
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -673,6 +690,75 @@ def test_site_yml_after_the_rollout_leaves_the_daphne_slots_alone():
     assert after == before
 
 
+SITE_MARK = {"django_app_environment": {"DEMO_DB_PATH": "{{ django_app_data_dir }}/db.sqlite3",
+                                        "DJANGO_SECURE_SSL_REDIRECT": "false",
+                                        "DJANGO_SILENCED_SYSTEM_CHECKS": "security.W008",
+                                        "WEBSTACK_ROLLOUT_SITE_MARK": "1"}}
+
+
+def daphne_slots(host):
+    """{program: (state, pid)} of the host's daphne slots."""
+    status = docker(host, "supervisorctl", "status", check=False)
+    return {p: (s, int(pid or 0)) for p, s, pid in re.findall(r"^(daphne:\S+)\s+(\S+)\s+(?:pid (\d+))?", status, re.M)}
+
+
+def assert_one_cut_each(doc):
+    """Websocket figures of a restart through the stopped slot: every process
+    went down and its sessions came back, at most one cut per session, each
+    with a close frame (1012 or 1001), reconnected within 1 s, nothing lost."""
+    assert doc["error"] is None and doc["sessions"] == WS_SESSIONS, doc
+    assert doc["disconnects"] > 0 and doc["reconnects"] == doc["disconnects"], doc
+    assert doc["max_disconnects_per_session"] <= 1, doc
+    assert set(doc["close_codes"]) <= {"1012", "1001"}, doc
+    assert doc["reconnect_p99_s"] <= 1.0, doc
+    assert doc["messages_lost"] == 0 and doc["still_down"] == 0, doc
+    assert doc["messages_echoed"] >= doc["messages_sent"] > WS_SESSIONS * 10, doc
+
+
+@pytest.mark.parametrize("change", ["added", "removed"])
+def test_site_yml_env_change_restarts_daphne_through_the_stopped_slot(change):
+    """An operator's change through site.yml: a variable added to the env file
+    (then removed again) on both app hosts. The daphne role's handler starts
+    the stopped slot with the new env, tells every other process to stop
+    accepting (both hosts, in step), stops one and restarts the others:
+    50 long-lived sessions are cut at most once each, with a close frame,
+    reconnect within 1 s and lose nothing; HTTP load through the front sees no
+    error; every process that runs afterwards has the new env, one slot per
+    host is stopped, and a re-run changes nothing."""
+    extra = ["-e", json.dumps(SITE_MARK)] if change == "added" else []
+    before = {h: daphne_slots(h) for h in APP_HOSTS}
+    sessions = ws_sessions.Sessions("ws://127.0.0.1:18580/ws/echo/", count=WS_SESSIONS, origin=FRONT).start()
+    try:
+        load = Load(f"site-env-{change}", steady=5)
+        load.mark("rollout")
+        run = playbook("site.yml", *extra)
+        summary = load.stop()
+    finally:
+        doc = sessions.stop()
+    record(f"site-env-{change}-websocket", doc)
+    record(f"site-env-{change}", figures(summary, {}, run.seconds))
+    print(f"  websocket sessions through the site.yml env change ({change}): {json.dumps(doc)}")
+    assert run.returncode == 0, run.text[-4000:]
+    assert "Start the stopped slot" in run.text and "Tell every other daphne process to stop accepting" in run.text
+    assert summary["errors"] == 0, summary["error_samples"]
+    assert_one_cut_each(doc)
+    for host, slots in before.items():
+        after = daphne_slots(host)
+        running = {p: pid for p, (state, pid) in after.items() if state == "RUNNING"}
+        assert len(running) == len(DAPHNE[host]) and len(after) - len(running) == 1, (host, after)
+        # every process that ran before went down; the one that runs again was the stopped slot
+        assert not set(running.values()) & {pid for state, pid in slots.values()}, (host, slots, after)
+        for program, pid in running.items():
+            # as the processes' own user: root in a container cannot read another user's environ
+            environ = subprocess.run(["docker", "exec", "-u", "demo", host, "cat", f"/proc/{pid}/environ"],
+                                     capture_output=True, text=True, timeout=60, check=True).stdout
+            assert ("WEBSTACK_ROLLOUT_SITE_MARK=1" in environ) == (change == "added"), (host, program)
+    if change == "removed":
+        again = playbook("site.yml")
+        assert again.returncode == 0, again.text[-4000:]
+        assert task_results(again.text, "webstack.django_uwsgi.daphne :") <= {"ok", "skipping", "included"}
+
+
 def test_v2_migration_ran_once_on_the_shared_database():
     """One row for demo.0002 in django_migrations on the data host, its field and
     table are there, and the rollout's output has one migrate, on one host."""
@@ -883,6 +969,57 @@ def test_broken_v3_past_the_preflight_is_put_back_by_the_chain(releases):
     assert line.group(7).startswith("current put back on release v2 (web1 chain-reloaded on it"), line.group(0)
     assert_first_host_back_on_v2_second_untouched(run)
     assert summary["errors"] == 0, summary["error_samples"]
+
+
+def test_v6_failing_in_the_daphne_phase_is_put_back_through_the_stopped_slot(releases):
+    """A rollout that fails in the middle of the daphne phase (v6: the stopped
+    slot starts on it, one v2 process is stopped, the next restart fails at
+    import) is put back the same way: the slot stopped now starts on v2, the
+    v6 process stops accepting and goes, the broken one is started on v2,
+    every process accepts again. Under load and 50 long-lived sessions: no
+    HTTP error, and no session cut more than once by the rollout or more than
+    once by the put-back (so at most twice), each with a close frame, back
+    within 1 s, nothing lost; the second host is untouched."""
+    docker("rollout-app1", "rm", "-f", "/tmp/rollout-v6-daphne-imports")
+    other = daphne_slots("rollout-app2")
+    sessions = ws_sessions.Sessions("ws://127.0.0.1:18580/ws/echo/", count=WS_SESSIONS, origin=FRONT).start()
+    try:
+        load = Load("v6", steady=5)
+        load.mark("rollout")
+        run = playbook("rollout.yml", "-e", f"rollout_source={releases['v6']}", "-e", "rollout_release_id=v6",
+                       "-e", "rollout_preflight=false", "-e", "rollout_daphne_timeout=10")
+        summary = load.stop()
+    finally:
+        doc = sessions.stop()
+    # The put-back began when current went back to v2 (the link's own mtime).
+    back = int(docker("rollout-app1", "stat", "-c", "%Y", "/srv/demo/current").strip())
+    cuts = [[d["t"] for d in s.disconnects] for s in sessions.states]
+    doc["cut_before_putback_max"] = max(len([t for t in c if t < back]) for c in cuts)
+    doc["cut_in_putback_max"] = max(len([t for t in c if t >= back]) for c in cuts)
+    record("v6-putback-websocket", doc)
+    record("v6-putback", figures(summary, host_durations(run.stdout), run.seconds))
+    print(run.text[-5000:])
+    print(f"  websocket sessions through the failed v6 rollout and its put-back: {json.dumps(doc)}")
+    assert run.returncode != 0
+    line = failure_line(run)
+    assert line.group(1, 2, 3) == ("Rollout of", "v6", "rollout-app1"), line.group(0)
+    assert line.group(4).startswith("daphne:daphne"), line.group(0)
+    assert line.group(7).startswith("current put back on release v2") and "daphne" in line.group(7), line.group(0)
+    assert_first_host_back_on_v2_second_untouched(run)
+    assert daphne_slots("rollout-app2") == other
+    slots = daphne_slots("rollout-app1")
+    running = {p: pid for p, (state, pid) in slots.items() if state == "RUNNING"}
+    assert len(running) == len(DAPHNE["rollout-app1"]) and len(slots) - len(running) == 1, slots
+    for program, pid in running.items():
+        address = (DAPHNE["rollout-app1"] + [DAPHNE_SPARE["rollout-app1"]])[int(program.rsplit("daphne", 1)[1])]
+        answer = asgi_probe.http_get(daphne_target(address), "/__webstack__/probe", timeout=5)
+        assert answer["json"]["release"] == "v2" and answer["json"]["pid"] == pid, (program, answer)
+    assert summary["errors"] == 0, summary["error_samples"]
+    assert doc["error"] is None and doc["disconnects"] > 0 and doc["reconnects"] == doc["disconnects"], doc
+    assert doc["cut_before_putback_max"] <= 1 and doc["cut_in_putback_max"] <= 1, doc
+    assert set(doc["close_codes"]) <= {"1012", "1001"}, doc
+    assert doc["reconnect_p99_s"] <= 1.0, doc
+    assert doc["messages_lost"] == 0 and doc["still_down"] == 0, doc
 
 
 def test_check_mode_rollback_changes_nothing(initial):

@@ -99,12 +99,31 @@ def test_check_mode_reports_but_sends_nothing(run_module, host):
 
 
 @pytest.mark.parametrize('args', [{'state': 'refusing', 'processes': SLOTS}, {'state': 'refusing', 'keep_release': 'v2'}])
-def test_refusing_needs_the_release_and_the_slots(run_module, host, args):
+def test_refusing_needs_what_to_keep_and_the_slots(run_module, host, args):
     code, result = run_module(daphne_listen.main, args)
-    assert code == 1 and ('keep_release' in result['msg'] or 'processes' in result['msg'])
+    assert code == 1 and (('keep_release' in result['msg'] and 'keep_programs' in result['msg']) or 'processes' in result['msg'])
 
 
 def test_unknown_group_fails_with_what_supervisorctl_said(run_module, host):
     host['status'] = (4, '', 'daphne: ERROR (no such group)')
     code, result = run_module(daphne_listen.main, {})
     assert code == 1 and "group 'daphne'" in result['msg'] and 'no such group' in result['msg']
+
+
+def test_refusing_keeps_the_named_programs_whatever_their_release(run_module, host):
+    """The daphne role's restart (same release, new environment): every process
+    that answers refuses but the slot it just started."""
+    code, result = run_module(daphne_listen.main, {'state': 'refusing', 'processes': SLOTS,
+                                                   'keep_programs': ['daphne:daphne3']})
+    assert code == 0 and result['changed'] is True
+    # daphne3 is kept, daphne4 does not answer: neither is signalled
+    assert result['signalled'] == ['daphne:daphne0', 'daphne:daphne1']
+    assert host['kills'] == [(101, signal.SIGUSR1), (102, signal.SIGUSR1)]
+    assert {p['on_release'] for p in result['processes']} == {False}
+
+
+def test_refusing_with_a_release_and_kept_programs_leaves_both_alone(run_module, host):
+    code, result = run_module(daphne_listen.main, {'state': 'refusing', 'processes': SLOTS, 'keep_release': 'v2',
+                                                   'keep_programs': ['daphne:daphne1']})
+    assert code == 0 and result['signalled'] == ['daphne:daphne0']
+    assert host['kills'] == [(101, signal.SIGUSR1)]
