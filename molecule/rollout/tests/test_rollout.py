@@ -693,7 +693,9 @@ def test_site_yml_after_the_rollout_leaves_the_daphne_slots_alone():
 SITE_MARK = {"django_app_environment": {"DEMO_DB_PATH": "{{ django_app_data_dir }}/db.sqlite3",
                                         "DJANGO_SECURE_SSL_REDIRECT": "false",
                                         "DJANGO_SILENCED_SYSTEM_CHECKS": "security.W008",
-                                        "WEBSTACK_ROLLOUT_SITE_MARK": "1"}}
+                                        "WEBSTACK_ROLLOUT_SITE_MARK": "1"},
+             # an argument of daphne's own: the launcher's slots file changes, the supervisor program does not
+             "daphne_extra_args": ["--ping-interval", "25"]}
 
 
 def daphne_slots(host):
@@ -718,15 +720,18 @@ def assert_one_cut_each(doc):
 @pytest.mark.parametrize("change", ["added", "removed"])
 def test_site_yml_env_change_restarts_daphne_through_the_stopped_slot(change):
     """An operator's change through site.yml: a variable added to the env file
-    (then removed again) on both app hosts. The daphne role's handler starts
+    and an argument to daphne's command line (then both removed again) on
+    both app hosts. The daphne role's handler starts
     the stopped slot with the new env, tells every other process to stop
     accepting (both hosts, in step), stops one and restarts the others:
     50 long-lived sessions are cut at most once each, with a close frame,
     reconnect within 1 s and lose nothing; HTTP load through the front sees no
-    error; every process that runs afterwards has the new env, one slot per
-    host is stopped, and a re-run changes nothing."""
+    error; every process that runs afterwards has the new env and argument,
+    the supervisor program is unchanged, one slot per host is stopped, and a
+    re-run changes nothing."""
     extra = ["-e", json.dumps(SITE_MARK)] if change == "added" else []
     before = {h: daphne_slots(h) for h in APP_HOSTS}
+    programs = {h: docker(h, "cat", "/etc/supervisor/conf.d/daphne.conf") for h in APP_HOSTS}
     sessions = ws_sessions.Sessions("ws://127.0.0.1:18580/ws/echo/", count=WS_SESSIONS, origin=FRONT).start()
     try:
         load = Load(f"site-env-{change}", steady=5)
@@ -750,9 +755,12 @@ def test_site_yml_env_change_restarts_daphne_through_the_stopped_slot(change):
         assert not set(running.values()) & {pid for state, pid in slots.values()}, (host, slots, after)
         for program, pid in running.items():
             # as the processes' own user: root in a container cannot read another user's environ
-            environ = subprocess.run(["docker", "exec", "-u", "demo", host, "cat", f"/proc/{pid}/environ"],
-                                     capture_output=True, text=True, timeout=60, check=True).stdout
+            environ, cmdline = (subprocess.run(["docker", "exec", "-u", "demo", host, "cat", f"/proc/{pid}/{name}"],
+                                               capture_output=True, text=True, timeout=60, check=True).stdout
+                                for name in ("environ", "cmdline"))
             assert ("WEBSTACK_ROLLOUT_SITE_MARK=1" in environ) == (change == "added"), (host, program)
+            assert ("--ping-interval\x0025" in cmdline) == (change == "added"), (host, program, cmdline)
+        assert docker(host, "cat", "/etc/supervisor/conf.d/daphne.conf") == programs[host], host
     if change == "removed":
         again = playbook("site.yml")
         assert again.returncode == 0, again.text[-4000:]
