@@ -645,15 +645,8 @@ def test_v2_websocket_sessions_are_drained():
     resends after a reconnect counted once)."""
     doc = RUNS["v2-websocket"]
     print(f"  websocket sessions through the v2 rollout: {json.dumps(doc)}")
-    assert doc["error"] is None and doc["sessions"] == WS_SESSIONS, doc
-    # Every v1 process went down: sessions were cut, and came back.
-    assert doc["disconnects"] > 0 and doc["reconnects"] == doc["disconnects"], doc
     # A cut session reconnected only to a process on v2, never cut again.
-    assert doc["max_disconnects_per_session"] <= 1, doc
-    assert set(doc["close_codes"]) <= {"1012", "1001"}, doc
-    assert doc["reconnect_p99_s"] <= 1.0, doc
-    assert doc["messages_lost"] == 0 and doc["still_down"] == 0, doc
-    assert doc["messages_echoed"] >= doc["messages_sent"] > WS_SESSIONS * 20, doc
+    assert_one_cut_each(doc, min_messages=WS_SESSIONS * 20)
 
 
 def test_v2_left_one_stopped_slot_that_supervisor_update_leaves_stopped():
@@ -704,17 +697,18 @@ def daphne_slots(host):
     return {p: (s, int(pid or 0)) for p, s, pid in re.findall(r"^(daphne:\S+)\s+(\S+)\s+(?:pid (\d+))?", status, re.M)}
 
 
-def assert_one_cut_each(doc):
+def assert_one_cut_each(doc, min_messages=WS_SESSIONS * 10):
     """Websocket figures of a restart through the stopped slot: every process
     went down and its sessions came back, at most one cut per session, each
-    with a close frame (1012 or 1001), reconnected within 1 s, nothing lost."""
+    with a close frame (1012 or 1001), reconnected within 1 s, nothing lost
+    (every sequence number echoed, resends after a reconnect counted once)."""
     assert doc["error"] is None and doc["sessions"] == WS_SESSIONS, doc
     assert doc["disconnects"] > 0 and doc["reconnects"] == doc["disconnects"], doc
     assert doc["max_disconnects_per_session"] <= 1, doc
     assert set(doc["close_codes"]) <= {"1012", "1001"}, doc
     assert doc["reconnect_p99_s"] <= 1.0, doc
     assert doc["messages_lost"] == 0 and doc["still_down"] == 0, doc
-    assert doc["messages_echoed"] >= doc["messages_sent"] > WS_SESSIONS * 10, doc
+    assert doc["messages_echoed"] >= doc["messages_sent"] > min_messages, doc
 
 
 @pytest.mark.parametrize("change", ["added", "removed"])
