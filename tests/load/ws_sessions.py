@@ -9,7 +9,9 @@
     doc = sessions.stop()          # figures, see figures()
 
 Each session sends "<session>:<seq>" every `interval` seconds to an echo
-endpoint and checks the echoes. When the server closes it (or the connection
+endpoint and checks the echoes. `url` may hold "{index}" (each session its
+own path, such as a room of its own) and `unwrap` turns what the server
+sends into the text echoed (a room that wraps it in JSON). When the server closes it (or the connection
 drops) it notes the close code (None: no close frame was received),
 reconnects at once (a failed attempt is retried every 0.05 s) and sends
 again every sequence number not echoed yet. stop() stops sending, waits up
@@ -42,11 +44,13 @@ class _State:
 class Sessions:
     """`count` echo sessions in one event loop on a background thread."""
 
-    def __init__(self, url, count=50, origin=None, interval=0.5, duration=1200, settle=5.0, open_timeout=5.0):
+    def __init__(self, url, count=50, origin=None, interval=0.5, duration=1200, settle=5.0, open_timeout=5.0,
+                 unwrap=None):
         host = urllib.parse.urlsplit(url).hostname
         if host not in LOOPBACK:
             raise ValueError(f"{url}: only loopback targets are allowed")
         self.url, self.count, self.origin = url, count, origin
+        self.unwrap = unwrap or str
         self.interval, self.duration, self.settle, self.open_timeout = interval, duration, settle, open_timeout
         self.states = [_State() for _ in range(count)]
         self.sending = True
@@ -129,7 +133,7 @@ class Sessions:
         await asyncio.sleep(index * 0.02)
         while self.running and time.monotonic() < ends:
             try:
-                ws = await connect(self.url, origin=self.origin, open_timeout=self.open_timeout,
+                ws = await connect(self.url.replace("{index}", str(index)), origin=self.origin, open_timeout=self.open_timeout,
                                    close_timeout=2, ping_interval=None)
             except Exception:  # pylint: disable=broad-except
                 # Refused or failed handshake: counted, retried shortly.
@@ -169,7 +173,10 @@ class Sessions:
                 message = await asyncio.wait_for(ws.recv(), wait)
             except asyncio.TimeoutError:
                 continue
-            owner, _, seq = str(message).partition(":")
+            try:
+                owner, _, seq = self.unwrap(message).partition(":")
+            except (TypeError, ValueError, KeyError):
+                continue
             if owner == str(index) and seq.isdigit() and int(seq) in state.unacked:
                 state.unacked.discard(int(seq))
                 state.echoed += 1

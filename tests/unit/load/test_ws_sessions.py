@@ -7,6 +7,7 @@ frame), and drops one echo before that: the cuts, their codes, the reconnects
 and the resent message are counted; only loopback targets are accepted."""
 
 import asyncio
+import json
 import os
 import sys
 import threading
@@ -25,8 +26,10 @@ class CuttingEcho:
     """Echoes "<session>:<seq>"; the first connection of each session is cut
     after its third message, whose echo is never sent."""
 
-    def __init__(self, code):
+    def __init__(self, code, wrap=False):
         self.code = code
+        self.wrap = wrap
+        self.paths = set()
         self.cut = set()
         self.port = None
         self.loop = None
@@ -35,6 +38,7 @@ class CuttingEcho:
 
     async def handler(self, ws):
         count = 0
+        self.paths.add(ws.request.path)
         async for message in ws:
             owner = message.partition(":")[0]
             count += 1
@@ -45,7 +49,7 @@ class CuttingEcho:
                 else:
                     await ws.close(self.code)
                 return
-            await ws.send(message)
+            await ws.send(json.dumps({"room": ws.request.path, "message": message}) if self.wrap else message)
 
     def run(self):
         async def main():
@@ -60,7 +64,7 @@ class CuttingEcho:
 
 @pytest.fixture
 def server(request):
-    echo = CuttingEcho(request.param)
+    echo = CuttingEcho(*request.param) if isinstance(request.param, tuple) else CuttingEcho(request.param)
     thread = threading.Thread(target=echo.run, daemon=True)
     thread.start()
     assert echo.ready.wait(10)
@@ -87,3 +91,17 @@ def test_sessions_count_cuts_codes_reconnects_and_resends(server, expected):
 def test_only_loopback_targets():
     with pytest.raises(ValueError):
         ws_sessions.Sessions("ws://example.org/ws/", count=1)
+
+
+@pytest.mark.parametrize("server", [(1012, True)], indirect=True)
+def test_a_room_of_its_own_per_session_and_wrapped_echoes(server):
+    """"{index}" in the URL gives each session its own path; unwrap reads the
+    text out of what a room sends back (JSON here)."""
+    sessions = ws_sessions.Sessions(f"ws://127.0.0.1:{server.port}/live/s{{index}}/", count=3, interval=0.1,
+                                    duration=30, settle=3, unwrap=lambda text: json.loads(text)["message"])
+    sessions.start(wait=10)
+    time.sleep(1.0)
+    doc = sessions.stop()
+    assert server.paths == {"/live/s0/", "/live/s1/", "/live/s2/"}
+    assert doc["error"] is None and doc["close_codes"] == {"1012": 3} and doc["max_disconnects_per_session"] == 1
+    assert doc["messages_lost"] == 0 and doc["messages_echoed"] == doc["messages_sent"] > 3 * 5
