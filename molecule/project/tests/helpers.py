@@ -139,6 +139,24 @@ def copy_project(name, edits, source="notes"):
     return target
 
 
+BUILD = os.path.join(PROJECT, "build")
+
+
+def record(name, **figures):
+    """Add one test's figures under name to build/project-<distro>.json (printed too)."""
+    distro = os.environ.get("WEBSTACK_DISTRO", "trixie")
+    path = os.path.join(BUILD, f"project-{distro}.json")
+    doc = {"distro": distro, "figures": {}}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            doc = json.load(handle)
+    doc["figures"][name] = figures
+    os.makedirs(BUILD, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(doc, handle, indent=1)
+    print(f"=== project figures, {name}: {json.dumps(figures)}")
+
+
 class Load(background.Background):
     """tests/load/loadgen.py in the background against nginx on 127.0.0.1, its
     "rollout" window opened after the steady one; stop() returns the summary."""

@@ -37,7 +37,7 @@ import pytest
 import websockets
 from helpers import (APP, DAPHNE, HOST, INSTANCES, NGINX, PROBE, PROJECT, Load, copy_project, current_release,
                      daphne_pids, django_settings, docker, get, instance_probe, playbook, probe_all_workers,
-                     releases, request, supervisor_programs, upload, worker_pids)
+                     record, releases, request, supervisor_programs, upload, worker_pids)
 
 import ws_sessions  # noqa: E402  pylint: disable=wrong-import-position  (tests/load, put on the path by helpers)
 
@@ -217,6 +217,7 @@ def test_v2_rolls_out_under_load_and_keeps_the_upload():
     run = playbook("rollout.yml", "-e", f"rollout_source={v2}", "-e", "rollout_release_id=v2")
     summary = load.stop()
     print(run.text[-5000:])
+    record("v2 rollout", load=summary)
     assert run.returncode == 0, run.text[-5000:]
     assert summary["requests"] > 50
     assert summary["errors"] == 0, summary["error_samples"]
@@ -244,6 +245,7 @@ def test_rollback_under_load_keeps_the_upload():
     run = playbook("rollback.yml")
     summary = load.stop()
     print(run.text[-5000:])
+    record("rollback", load=summary)
     assert run.returncode == 0, run.text[-5000:]
     assert summary["errors"] == 0, summary["error_samples"]
     assert current_release() == STATE["first"]
@@ -359,7 +361,7 @@ def test_daphne_argument_change_restarts_through_the_stopped_slot():
         summary = load.stop()
     finally:
         doc = sessions.stop()
-    print(f"  websocket sessions through the daphne argument change: {json.dumps(doc)}")
+    record("daphne argument change", load=summary, websocket_sessions=doc)
     assert run.returncode == 0, run.text[-5000:]
     assert summary["errors"] == 0, summary["error_samples"]
     assert doc["error"] is None and doc["disconnects"] > 0 and doc["reconnects"] == doc["disconnects"], doc
