@@ -18,8 +18,11 @@ deploying their own project relies on:
    file and line; no directory left under releases/, current unchanged;
 6. site.yml again (with a source that hashes differently): current, every
    uWSGI worker pid and the daphne pid unchanged, the secret kept;
-7. the WSGI-only examples/plain on the second host: no daphne program, no
-   websocket location, a rollout works;
+7. the WSGI-only examples/plain on two more hosts, a cluster of two app
+   hosts behind one front: no daphne program, no websocket location, a
+   rollout under load moves both (0 errors), and kill -9 supervisord on one
+   app host under load costs no request (the front passes its requests to
+   the other host until it is whole);
 8. the data lives in the data tier's PostgreSQL: the first release's
    migrations are recorded once; v2 adds a field (migration 0002), applied
    once by the rollout's migrate phase before any flip; the rollback says it
@@ -32,12 +35,13 @@ import json
 import os
 import re
 import tempfile
+import time
 
 import pytest
 import websockets
 from helpers import (APP, DAPHNE, HOST, INSTANCES, NGINX, PROBE, PROJECT, Load, copy_project, current_release,
                      daphne_pids, django_settings, docker, get, instance_probe, playbook, probe_all_workers,
-                     record, releases, request, supervisor_programs, upload, worker_pids)
+                     record, releases, request, stats, supervisor_programs, upload, worker_pids)
 
 import ws_sessions  # noqa: E402  pylint: disable=wrong-import-position  (tests/load, put on the path by helpers)
 
@@ -381,17 +385,23 @@ def test_daphne_argument_change_restarts_through_the_stopped_slot():
 # ---------------------------------------------------------------- 7. a WSGI-only project
 
 PLAIN_HOST = "project-plain"
+PLAIN_HOST2 = "project-plain2"
 PLAIN_NGINX = "http://127.0.0.1:18690"
+# Each app host's instance (the hosts share the machine's loopback).
+PLAIN_SOCKETS = {PLAIN_HOST: "127.0.0.1:18621", PLAIN_HOST2: "127.0.0.1:18622"}
 
 
 def plain_inventory(tmp):
-    """An inventory of its own for the second host (in no group of the scenario's)."""
+    """An inventory of its own for two more hosts (in no group of the scenario's): project-plain is the
+    front and an app host, project-plain2 another app host."""
     path = os.path.join(tmp, "plain.yml")
     doc = {
         "all": {
             "children": {
                 "django_uwsgi_front": {"hosts": {PLAIN_HOST: {}}},
-                "django_uwsgi_app": {"hosts": {PLAIN_HOST: {}}},
+                "django_uwsgi_app": {"hosts": {
+                    host: {"uwsgi_instances": [{"name": "web1", "processes": 2, "socket": socket}]}
+                    for host, socket in PLAIN_SOCKETS.items()}},
             },
             "vars": {
                 "ansible_connection": "community.docker.docker",
@@ -402,8 +412,9 @@ def plain_inventory(tmp):
                 "django_app_asgi_application": "",
                 "django_app_migrate": False,
                 "django_app_allowed_hosts": ["localhost", "127.0.0.1"],
-                "uwsgi_instances": [{"name": "web1", "processes": 2, "socket": "127.0.0.1:18621"}],
                 "nginx_front_listen_port": 18690,
+                # the front takes the other app host's loopback socket (on real hosts: a private address)
+                "nginx_front_app_hosts_share_loopback": True,
             },
         }
     }
@@ -443,7 +454,56 @@ def test_plain_project_rolls_out(plain):
     print(run.text[-4000:])
     assert run.returncode == 0, run.text[-5000:]
     assert summary["errors"] == 0, summary["error_samples"]
-    assert current_release(PLAIN_HOST, "plain") == "v2"
     assert request(PLAIN_NGINX + "/")[2].decode().strip() == "plain release two"
-    answers = probe_all_workers("web1", address="127.0.0.1:18621")
-    assert {a["release"] for a in answers} == {"v2"}
+    for host, socket in PLAIN_SOCKETS.items():
+        assert current_release(host, "plain") == "v2", host
+        answers = probe_all_workers("web1", address=socket)
+        assert {a["release"] for a in answers} == {"v2"}, host
+
+
+def plain_served(host):
+    """Requests the instance of host served (0 while its stats server does not answer)."""
+    try:
+        return sum(w["requests"] for w in stats("web1", host=host)["workers"])
+    except (AssertionError, ValueError):
+        return 0
+
+
+def plain_whole(host):
+    """The instance of host RUNNING with every worker accepting."""
+    try:
+        workers = stats("web1", host=host)["workers"]
+    except (AssertionError, ValueError):
+        return False
+    return "uwsgi-web1" in supervisor_programs(host) and len(workers) == 2 and all(w["accepting"] for w in workers)
+
+
+def test_plain_cluster_hides_a_killed_supervisord_on_one_app_host(plain):
+    """This project on two app hosts: kill -9 supervisord on one of them under load through the front.
+    systemd kills every program the dead supervisord ran (KillMode=mixed) and starts it again; the front
+    passes the host's requests to the other one meanwhile: 0 client errors, and the host serves again."""
+    assert plain
+    assert plain_whole(PLAIN_HOST2)
+    main_pid = int(docker(PLAIN_HOST2, "systemctl", "show", "-p", "MainPID", "--value", "supervisor").strip())
+    master = int(supervisor_programs(PLAIN_HOST2)["uwsgi-web1"])
+    load = Load("plain-cluster", ["1:http:/"], url=PLAIN_NGINX, steady=3)
+    started = time.time()
+    docker(PLAIN_HOST2, "kill", "-9", str(main_pid))
+    whole = None
+    for _ in range(120):
+        if time.time() - started > 60:
+            break
+        new_main = docker(PLAIN_HOST2, "systemctl", "show", "-p", "MainPID", "--value", "supervisor").strip()
+        if new_main.isdigit() and int(new_main) not in (0, main_pid) and plain_whole(PLAIN_HOST2):
+            whole = round(time.time() - started, 1)
+            break
+        time.sleep(0.5)
+    served = plain_served(PLAIN_HOST2)
+    time.sleep(4)
+    summary = load.stop()
+    record("plain cluster, kill -9 supervisord on one app host", load=summary, whole_after_s=whole,
+           served_again=plain_served(PLAIN_HOST2) - served)
+    assert whole is not None, f"{PLAIN_HOST2} not whole within 60 s of the kill"
+    assert int(supervisor_programs(PLAIN_HOST2)["uwsgi-web1"]) != master
+    assert plain_served(PLAIN_HOST2) > served, "the front sent nothing to the host once it was whole"
+    assert summary["requests"] > 100 and summary["errors"] == 0, summary
