@@ -114,8 +114,9 @@ def probe_all_workers(instance, address=None):
     return seen
 
 
-def playbook(name, *extra, inventory=None):
-    cmd = ["ansible-playbook", "-i", inventory or os.environ["MOLECULE_INVENTORY_FILE"],
+def playbook(name, *extra, inventory=None, args=None):
+    """ansible-playbook with the scenario's inventory, or inventory, or the inventory arguments args."""
+    cmd = ["ansible-playbook", *(args or ["-i", inventory or os.environ["MOLECULE_INVENTORY_FILE"]]),
            os.path.join(PROJECT, "playbooks", name), *extra]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=dict(os.environ))
     # Failures go to stderr under molecule's ansible.cfg: search both, without colours.
