@@ -213,13 +213,19 @@ class Migration(migrations.Migration):
 """
 
 
-def test_v2_rolls_out_under_load_and_keeps_the_upload():
-    v2 = copy_project("v2", {"board/templates/board/index.html": ("edition 1", "edition 2"),
-                             "board/models.py": ("    size = models.PositiveIntegerField()\n",
-                                                 "    size = models.PositiveIntegerField()\n"
-                                                 "    note = models.CharField(max_length=200, null=True, blank=True)\n")})
-    with open(os.path.join(v2, "board", "migrations", "0002_upload_note.py"), "w", encoding="utf-8") as handle:
+def release_with_a_note(name, edition):
+    """A copy of the project whose page says edition and whose uploads have a note field (migration 0002)."""
+    path = copy_project(name, {"board/templates/board/index.html": ("edition 1", edition),
+                               "board/models.py": ("    size = models.PositiveIntegerField()\n",
+                                                   "    size = models.PositiveIntegerField()\n"
+                                                   "    note = models.CharField(max_length=200, null=True, blank=True)\n")})
+    with open(os.path.join(path, "board", "migrations", "0002_upload_note.py"), "w", encoding="utf-8") as handle:
         handle.write(V2_MIGRATION)
+    return path
+
+
+def test_v2_rolls_out_under_load_and_keeps_the_upload():
+    v2 = release_with_a_note("v2", "edition 2")
     before = worker_pids()
     load = Load("v2", LOAD_MIX)
     run = playbook("rollout.yml", "-e", f"rollout_source={v2}", "-e", "rollout_release_id=v2")
@@ -552,12 +558,7 @@ def test_a_rollout_over_two_app_hosts_drains_this_projects_websockets():
     assert run.returncode == 0, run.text[-5000:]
     site = docker(HOST, "cat", "/etc/nginx/sites-enabled/notes.conf")
     assert "127.0.0.1:18613" in site and "127.0.0.1:18641" in site, site
-    v3 = copy_project("v3", {"board/templates/board/index.html": ("edition 1", "edition 3"),
-                             "board/models.py": ("    size = models.PositiveIntegerField()\n",
-                                                 "    size = models.PositiveIntegerField()\n"
-                                                 "    note = models.CharField(max_length=200, null=True, blank=True)\n")})
-    with open(os.path.join(v3, "board", "migrations", "0002_upload_note.py"), "w", encoding="utf-8") as handle:
-        handle.write(V2_MIGRATION)
+    v3 = release_with_a_note("v3", "edition 3")
     sessions = ws_sessions.Sessions(NGINX.replace("http", "ws") + "/live/c{index}/", count=50, origin=NGINX,
                                     unwrap=lambda text: json.loads(text)["message"]).start()
     try:
