@@ -118,7 +118,8 @@ def test_3_kill_supervisord():
 
     With KillMode=mixed every program goes down with supervisord, by SIGKILL at
     once (no uWSGI worker is left to hang in its own shutdown): no orphan keeps
-    a socket that no supervisord controls, and the new one starts them all. Nothing serves in between (both instances and daphne were
+    a socket that no supervisord controls, and the new one starts them all.
+    Nothing serves in between (both instances and daphne were
     children of the killed daemon), so requests fail until the new uWSGI
     sockets are bound; the note gives the timeline from the unit's journal.
     Errors are reported, not required to be zero."""

@@ -359,8 +359,8 @@ def test_site_yml_again_keeps_release_and_processes():
 def test_daphne_argument_change_restarts_through_the_stopped_slot():
     """This project's websockets (its own route /live/<room>/, JSON room
     messages, one daphne process on the in-memory channel layer, a spare
-    slot) through a site.yml change of daphne's arguments (kept: the tests
-    after this one use another host): the stopped slot starts with the
+    slot) through a site.yml change of daphne's arguments (kept: the last
+    test, which runs site.yml on this host again, passes the same ones): the stopped slot starts with the
     change, the old process stops accepting and drains. 50 sessions, a room each: at most one cut per session, with a
     close frame (1012 or 1001), back within 1 s, nothing lost; no HTTP error;
     the supervisor program is unchanged (no group restart)."""
@@ -554,7 +554,7 @@ def test_a_rollout_over_two_app_hosts_drains_this_projects_websockets():
     both = ["-i", os.environ["MOLECULE_INVENTORY_FILE"], "-i", inventory]
     # the daphne arguments an earlier test left on project-stack
     kept = ["-e", json.dumps({"daphne_extra_args": ["--ping-interval", "25"]})]
-    run = playbook("site.yml", *kept, inventory=None, args=both)
+    run = playbook("site.yml", *kept, args=both)
     assert run.returncode == 0, run.text[-5000:]
     site = docker(HOST, "cat", "/etc/nginx/sites-enabled/notes.conf")
     assert "127.0.0.1:18613" in site and "127.0.0.1:18641" in site, site
@@ -564,7 +564,7 @@ def test_a_rollout_over_two_app_hosts_drains_this_projects_websockets():
     try:
         load = Load("notes-cluster", LOAD_MIX)
         run = playbook("rollout.yml", *kept, "-e", f"rollout_source={v3}", "-e", "rollout_release_id=v3",
-                       inventory=None, args=both)
+                       args=both)
         summary = load.stop()
     finally:
         doc = sessions.stop()
